@@ -1,0 +1,153 @@
+/* main.c: the s3shard program: global flags, then a subcommand. */
+#include "worker/cli/cli.h"
+
+#include "s3shard/s3shard.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const s3s__cli_cmd commands[] = {
+    {"version", s3s__cmd_version, "print the version", "usage: s3shard version\n"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char global_usage[] =
+    "global flags (any subcommand):\n"
+    "  --endpoint URL   S3 endpoint (default $AWS_ENDPOINT_URL or AWS by region)\n"
+    "  --region R       region (default $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1)\n"
+    "  --profile P      shared-credentials profile (default $AWS_PROFILE or default)\n"
+    "  --path-style     path-style addressing (default for custom endpoints)\n"
+    "  -v               verbose: log each request (repeat for more)\n"
+    "  -h, --help       help for the subcommand\n";
+
+const s3s__cli_cmd *s3s__cli_find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_main_usage(FILE *f)
+{
+    fprintf(f, "usage: s3shard [global flags] COMMAND [args]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n%s", global_usage);
+}
+
+int s3s__cli_usage_error(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "s3shard %s: ", name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    const s3s__cli_cmd *c = s3s__cli_find(name);
+    if (c != NULL)
+        fputs(c->usage, stderr);
+    return 2;
+}
+
+int s3s__cli_fail(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "s3shard %s: ", name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+/* Global flags may appear before or after the subcommand name; they are removed
+ * from argv so subcommands only see their own arguments. Anything after "--" is
+ * left alone (it belongs to a child command). */
+static int take_global(s3s__cli *g, int *argc, char **argv)
+{
+    int out = 0;
+    int i = 0;
+    for (; i < *argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--endpoint") == 0)
+            slot = &g->endpoint;
+        else if (strcmp(a, "--region") == 0)
+            slot = &g->region;
+        else if (strcmp(a, "--profile") == 0)
+            slot = &g->profile;
+        if (slot != NULL) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "s3shard: %s needs a value\n", a);
+                return -1;
+            }
+            *slot = argv[++i];
+            continue;
+        }
+        if (strncmp(a, "--endpoint=", 11) == 0) {
+            g->endpoint = a + 11;
+            continue;
+        }
+        if (strncmp(a, "--region=", 9) == 0) {
+            g->region = a + 9;
+            continue;
+        }
+        if (strncmp(a, "--profile=", 10) == 0) {
+            g->profile = a + 10;
+            continue;
+        }
+        if (strcmp(a, "--path-style") == 0) {
+            g->path_style = 1;
+            continue;
+        }
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            g->verbose++;
+            continue;
+        }
+        if (strcmp(a, "-vv") == 0) {
+            g->verbose += 2;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            g->help = 1;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    for (; i < *argc; i++)
+        argv[out++] = argv[i];
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    s3s__cli g = {.path_style = -1};
+    int n = argc - 1;
+    char **args = argv + 1;
+    if (take_global(&g, &n, args) != 0)
+        return 2;
+    if (n == 0) {
+        print_main_usage(g.help ? stdout : stderr);
+        return g.help ? 0 : 2;
+    }
+    const s3s__cli_cmd *c = s3s__cli_find(args[0]);
+    if (c == NULL) {
+        fprintf(stderr, "s3shard: unknown command '%s'\n", args[0]);
+        print_main_usage(stderr);
+        return 2;
+    }
+    if (g.help) {
+        fputs(c->usage, stdout);
+        fprintf(stdout, "\n%s", global_usage);
+        return 0;
+    }
+    return c->fn(&g, n, args);
+}
