@@ -68,6 +68,32 @@ static int mkdir_ok(const char *path)
     return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
+int s3s__cache_mkfanout(const s3s__cache *c, const char *hash)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%.2s", c->root, hash);
+    return mkdir_ok(path) ? 0 : -1;
+}
+
+/* Creates path and its missing parents. */
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        if (tmp[i] != '/')
+            continue;
+        tmp[i] = '\0';
+        if (!mkdir_ok(tmp))
+            return 0;
+        tmp[i] = '/';
+    }
+    return mkdir_ok(tmp);
+}
+
 int s3s__cache_open(s3s__cache **out, const char *dir, const s3s__cache_opts *opts, s3s__errbuf *eb)
 {
     *out = NULL;
@@ -107,23 +133,20 @@ int s3s__cache_open(s3s__cache **out, const char *dir, const s3s__cache_opts *op
     }
     snprintf(c->root, n, "%s/%s", dir, S3S__CACHE_SUBDIR);
     char path[4096];
-    if (!mkdir_ok(dir) || !mkdir_ok(c->root)) {
+    if (!mkdir_p(dir) || !mkdir_ok(c->root)) {
         int err = errno;
         s3s__err_set(eb, S3S_EIO, "cache: cannot create folder %s: %s", c->root, strerror(err));
         s3s__cache_close(c);
         return S3S_EIO;
     }
-    for (int i = -1; i < 256; i++) {
-        if (i < 0)
-            snprintf(path, sizeof(path), "%s/tmp", c->root);
-        else
-            snprintf(path, sizeof(path), "%s/%02x", c->root, i);
-        if (!mkdir_ok(path)) {
-            int err = errno;
-            s3s__err_set(eb, S3S_EIO, "cache: cannot create folder %s: %s", path, strerror(err));
-            s3s__cache_close(c);
-            return S3S_EIO;
-        }
+    /* The 256 fan-out folders are made when first needed
+     * (s3s__cache_mkfanout), which keeps opening cheap. */
+    snprintf(path, sizeof(path), "%s/tmp", c->root);
+    if (!mkdir_ok(path)) {
+        int err = errno;
+        s3s__err_set(eb, S3S_EIO, "cache: cannot create folder %s: %s", path, strerror(err));
+        s3s__cache_close(c);
+        return S3S_EIO;
     }
     s3s__cache_clean_tmp(c);
     *out = c;
@@ -276,7 +299,9 @@ static int write_meta(s3s__cache *c, const char *hash, const char *meta_path, co
     int rc = 0;
     if (write_all(fd, img, n) != 0 || (c->o.fsync && fdatasync(fd) != 0)) {
         rc = s3s__err_set(eb, S3S_EIO, "cache: cannot write %s: %s", tmp, strerror(errno));
-    } else if (link(tmp, meta_path) != 0 && errno != EEXIST) {
+    } else if (link(tmp, meta_path) != 0 && errno != EEXIST &&
+               (errno != ENOENT || s3s__cache_mkfanout(c, hash) != 0 ||
+                (link(tmp, meta_path) != 0 && errno != EEXIST))) {
         rc = s3s__err_set(eb, S3S_EIO, "cache: cannot link %s: %s", meta_path, strerror(errno));
     }
     unlink(tmp);
@@ -338,6 +363,11 @@ int s3s__cache_entry_open(s3s__cache *c, const s3s__cache_id *id, s3s__cache_ent
             e->size = m.size;
             e->block_size = m.block_size;
             e->nblocks = s3s__cache_nblocks(m.size, m.block_size);
+            e->img = buf;
+            e->img_len = n;
+            e->meta_path = meta_path;
+            buf = NULL;
+            meta_path = NULL;
             rc = 0;
             break;
         }
@@ -366,7 +396,20 @@ out:
 
 void s3s__cache_entry_close(s3s__cache_entry *e)
 {
+    if (e == NULL)
+        return;
+    free(e->img);
+    free(e->meta_path);
     free(e);
+}
+
+void s3s__cache_entry_relink(s3s__cache_entry *e)
+{
+    /* A walk removes entry files that have had no block for a while; one
+     * opened long ago may have lost its file before its first block landed.
+     * Put it back so the inventory lists the block. */
+    if (access(e->meta_path, F_OK) != 0 && errno == ENOENT)
+        (void)write_meta(e->c, e->hash, e->meta_path, e->img, e->img_len, NULL);
 }
 
 uint64_t s3s__cache_entry_block_size(const s3s__cache_entry *e)

@@ -113,7 +113,8 @@ void s3s__cache_opts_init(s3s__cache_opts *o);
 void s3s__cache_id_hash(char out[S3S__CACHE_HASH_HEX + 1], const char *bucket, const char *key,
                         const char *etag);
 
-/* s3s__cache_open opens (creating it if needed) the cache in folder dir.
+/* s3s__cache_open opens (creating it and its parents if needed) the cache in
+ * folder dir.
  * opts NULL means defaults. Cheap: it creates the folders, removes temp files
  * left by dead processes, and reads nothing else; the size of the folder is
  * learnt by the first scan (first commit, evict or stats call).

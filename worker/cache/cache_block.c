@@ -309,6 +309,8 @@ int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cac
         if (rc != S3S_ENOTFOUND)
             return s3s__err_set(eb, rc, "cache: cannot read block %" PRIu32 " of %s", idx, e->hash);
         int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == ENOENT && s3s__cache_mkfanout(c, e->hash) == 0)
+            fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
             return s3s__err_set(eb, S3S_EIO, "cache: cannot open claim %s: %s", lock_path,
                                 strerror(errno));
@@ -457,6 +459,7 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
             close(dfd);
         }
     }
+    s3s__cache_entry_relink(e);
     s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
                             s3s__cache_vtag(e, w->idx));
     claim_release(w->lock_fd, w->lock_path);

@@ -55,6 +55,9 @@ struct s3s__cache_entry {
     uint8_t hbin[16];
     uint64_t size, block_size;
     uint32_t nblocks;
+    uint8_t *img; /* the entry file's bytes as read at open */
+    size_t img_len;
+    char *meta_path;
 };
 
 struct s3s__cache_writer {
@@ -98,6 +101,10 @@ uint32_t s3s__cache_nblocks(uint64_t size, uint64_t block_size);
 int s3s__cache_verified(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
 void s3s__cache_verified_add(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
 uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx);
+/* s3s__cache_mkfanout makes the fan-out folder of a hash. Returns 0 or -1. */
+int s3s__cache_mkfanout(const s3s__cache *c, const char *hash);
+/* s3s__cache_entry_relink writes the entry file again if a walk removed it. */
+void s3s__cache_entry_relink(s3s__cache_entry *e);
 /* s3s__cache_path formats root/<hh>/<hash><suffix> into a heap string. */
 char *s3s__cache_path(const s3s__cache *c, const char *hash, const char *suffix);
 /* s3s__cache_proc_starttime returns a process's start time (clock ticks

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -761,6 +762,93 @@ static void test_two_handles_one_process(void **state)
     s3s__cache_close(b);
 }
 
+typedef struct race_arg {
+    s3s__cache_entry *e;
+    char result; /* 'W' wrote, 'R' read a good copy, 'E' error */
+} race_arg;
+
+static void *race_thread(void *p)
+{
+    race_arg *a = p;
+    s3s__cache_writer *w = NULL;
+    s3s__cache_block b;
+    a->result = 'E';
+    if (s3s__cache_claim(a->e, 0, 20000, &w, &b, NULL) != 0)
+        return NULL;
+    if (w != NULL) {
+        uint8_t buf[BS];
+        for (size_t k = 0; k < BS; k++)
+            buf[k] = byte_at(k, 21);
+        usleep(100 * 1000);
+        if (s3s__cache_writer_write(w, buf, BS, NULL) == 0 &&
+            s3s__cache_writer_commit(w, NULL, NULL) == 0)
+            a->result = 'W';
+        else
+            s3s__cache_writer_abort(w);
+    } else {
+        a->result = block_ok(&b, 0, 21) ? 'R' : 'E';
+        s3s__cache_block_release(&b);
+    }
+    return NULL;
+}
+
+/* Threads of one process sharing one handle and one entry behave like
+ * processes: one fetches, the others wait for it. */
+static void test_threads_race_for_a_block(void **state)
+{
+    fx *f = *state;
+    enum { NT = 4 };
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "threads", BS);
+    pthread_t th[NT];
+    race_arg args[NT];
+    for (int i = 0; i < NT; i++) {
+        args[i].e = e;
+        assert_int_equal(pthread_create(&th[i], NULL, race_thread, &args[i]), 0);
+    }
+    int writers = 0, readers = 0;
+    for (int i = 0; i < NT; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        writers += args[i].result == 'W';
+        readers += args[i].result == 'R';
+    }
+    assert_int_equal(writers, 1);
+    assert_int_equal(readers, NT - 1);
+    s3s__cache_stats st;
+    s3s__cache_stats_get(c, &st, 0);
+    assert_int_equal(st.commits, 1);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
+/* The entry file removed under an open entry (a walk drops entry files left
+ * without blocks) comes back with the next block, so the inventory lists it. */
+static void test_entry_file_comes_back(void **state)
+{
+    fx *f = *state;
+    char nested[4096];
+    snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
+    char *saved = f->dir;
+    f->dir = nested; /* parents are created */
+    s3s__cache *c = open_cache(f);
+    f->dir = saved;
+    s3s__cache_entry *e = open_entry(c, "late", 10);
+    char path[8192];
+    const char *h = s3s__cache_entry_hash(e);
+    snprintf(path, sizeof(path), "%s/%s/%.2s/%s.m", nested, S3S__CACHE_SUBDIR, h, h);
+    assert_int_equal(unlink(path), 0);
+    put_block(e, 0, 1);
+    s3s__cache_inv_item *inv = NULL;
+    size_t n = 0;
+    assert_int_equal(s3s__cache_inventory(c, &inv, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(inv[0].key, "late");
+    assert_true(inv[0].complete);
+    s3s__cache_inventory_free(inv, n);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +865,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_fetcher_claim_recovered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_held_by_orphan_is_taken_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_one_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_race_for_a_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_file_comes_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
