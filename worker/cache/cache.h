@@ -79,7 +79,9 @@ typedef struct s3s__cache_block {
 } s3s__cache_block;
 
 typedef struct s3s__cache_stats {
-    uint64_t hits, misses; /* lookups (claims that found a block count as hits) */
+    /* Outcomes of lookups and claims: a claim that finds the block is a hit,
+     * one that makes the caller fetch it is a miss. */
+    uint64_t hits, misses;
     uint64_t hit_bytes; /* sum of the lengths of blocks found */
     uint64_t corrupt; /* blocks or entry files found damaged and deleted */
     uint64_t commits, commit_bytes; /* blocks written by this handle */
