@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -849,6 +851,75 @@ static void test_entry_file_comes_back(void **state)
     s3s__cache_close(c);
 }
 
+static void test_fsync_option(void **state)
+{
+    fx *f = *state;
+    f->o.fsync = 1;
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "synced", BS + 1);
+    put_block(e, 0, 6);
+    put_block(e, 1, 6);
+    s3s__cache_block b;
+    assert_int_equal(s3s__cache_lookup(e, 1, &b, NULL), 0);
+    assert_true(block_ok(&b, 1, 6));
+    s3s__cache_block_release(&b);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
+/* The free-space rule lowers the limit: asking to keep 90% of the file
+ * system free, on a file system with less than that free, leaves no room. */
+static void test_min_free_lowers_limit(void **state)
+{
+    fx *f = *state;
+    struct statvfs v;
+    assert_int_equal(statvfs(f->dir, &v), 0);
+    if ((double)v.f_bavail >= 0.85 * (double)v.f_blocks)
+        skip(); /* an almost empty file system: the rule cannot bite */
+    f->o.min_free_pct = 90;
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "nofree", 100);
+    put_block(e, 0, 1); /* the walk after the commit evicts it again */
+    s3s__cache_stats st;
+    s3s__cache_stats_get(c, &st, 1);
+    assert_int_equal(st.limit_bytes, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_true(st.evictions >= 1);
+    s3s__cache_block b;
+    assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), S3S_ENOTFOUND);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
+/* A claim file nobody holds (its fetcher died) is removed by a walk; one
+ * that is held is left alone. */
+static void test_walk_removes_stale_claim_files(void **state)
+{
+    fx *f = *state;
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "claims", 2 * BS);
+    put_block(e, 0, 1); /* makes the fan-out folder */
+    char *p0 = block_file(e, 0, f->dir), *p1 = block_file(e, 1, f->dir);
+    char stale[4200], held[4200];
+    snprintf(stale, sizeof(stale), "%s.lock", p0);
+    snprintf(held, sizeof(held), "%s.lock", p1);
+    int fd1 = open(stale, O_RDWR | O_CREAT, 0644);
+    int fd2 = open(held, O_RDWR | O_CREAT, 0644);
+    assert_true(fd1 >= 0 && fd2 >= 0);
+    close(fd1);
+    assert_int_equal(flock(fd2, LOCK_EX), 0);
+    s3s__cache_stats st;
+    s3s__cache_stats_get(c, &st, 1);
+    struct stat sb;
+    assert_int_equal(stat(stale, &sb), -1);
+    assert_int_equal(stat(held, &sb), 0);
+    close(fd2);
+    free(p0);
+    free(p1);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -867,6 +938,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles_one_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_race_for_a_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_file_comes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_min_free_lowers_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_removes_stale_claim_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
