@@ -1,0 +1,482 @@
+/* cache_block.c: reading a block (lookup), and fetching one (claim, write,
+ * commit, abort).
+ *
+ * Claims are flocks on <hash>.<i>.lock. Why flock and not an O_EXCL file with
+ * a pid: the kernel drops an flock when its holder dies, so there is nothing
+ * stale to clean after a crash (MosaicML's /dev/shm leftovers). The lock file
+ * is unlinked by its holder when done; every locker therefore checks, after
+ * locking, that the path still names the inode it locked, and retries if not.
+ * One case escapes the kernel: a holder that forked a child (without exec)
+ * and then died leaves the lock held by the child's copy of the fd. The
+ * holder writes "pid starttime pidns" into the file, and a waiter that sees a
+ * dead holder in its own pid namespace takes the claim over by unlinking the
+ * file. */
+#include "worker/cache/cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "s3shard/error.h"
+#include "common/util/log.h"
+#include "worker/cache/crc32c.h"
+
+#define VERIFY_CHUNK (1u << 20)
+
+static void count(s3s__cache *c, uint64_t *field, uint64_t by)
+{
+    pthread_mutex_lock(&c->mu);
+    *field += by;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void block_path(char *out, size_t cap, const s3s__cache_entry *e, uint32_t idx,
+                       const char *suffix)
+{
+    snprintf(out, cap, "%s/%.2s/%s.%" PRIu32 "%s", e->c->root, e->hash, e->hash, idx, suffix);
+}
+
+void s3s__cache_block_release(s3s__cache_block *b)
+{
+    if (b == NULL)
+        return;
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = -1;
+    b->len = 0;
+}
+
+static int crc_of_fd(int fd, uint64_t len, uint32_t *out)
+{
+    uint8_t *buf = malloc(VERIFY_CHUNK);
+    if (buf == NULL)
+        return S3S_ENOMEM;
+    uint32_t crc = 0;
+    uint64_t off = 0;
+    int rc = 0;
+    while (off < len) {
+        size_t want = len - off < VERIFY_CHUNK ? (size_t)(len - off) : VERIFY_CHUNK;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = S3S_EIO;
+            break;
+        }
+        crc = s3s__cache_crc32c(crc, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
+    *out = crc;
+    return rc;
+}
+
+/* Removes a damaged block, unless the name meanwhile points at another
+ * (fresh) inode. A replacement landing between the stat and the unlink
+ * only costs a later miss, never a wrong byte. */
+static void drop_damaged(s3s__cache *c, const char *path, const struct stat *st, const char *why)
+{
+    struct stat now;
+    if (stat(path, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev)
+        unlink(path);
+    count(c, &c->st.corrupt, 1);
+    S3S_LOGW("cache: dropped damaged block %s: %s", path, why);
+}
+
+/* lookup without counting: 0 and out filled, or S3S_ENOTFOUND / S3S_EIO. */
+static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out)
+{
+    s3s__cache *c = e->c;
+    char path[4096];
+    block_path(path, sizeof(path), e, idx, "");
+    out->fd = -1;
+    out->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? S3S_ENOTFOUND : S3S_EIO;
+    uint64_t len = s3s__cache_entry_block_len(e, idx);
+    struct stat st;
+    uint8_t tb[S3S__CACHE_TRAILER];
+    s3s__cache_trailer t;
+    const char *why = NULL;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return S3S_EIO;
+    }
+    if ((uint64_t)st.st_size != len + S3S__CACHE_TRAILER) {
+        why = "wrong length";
+    } else if (pread(fd, tb, sizeof(tb), (off_t)len) != (ssize_t)sizeof(tb) ||
+               s3s__cache_trailer_decode(tb, &t, NULL) != 0) {
+        why = "bad trailer";
+    } else if (memcmp(t.hbin8, e->hbin, 8) != 0 || t.idx != idx || t.len != len) {
+        why = "trailer names another block";
+    } else {
+        uint64_t tag = s3s__cache_vtag(e, idx);
+        if (!s3s__cache_verified(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, tag)) {
+            uint32_t crc = 0;
+            int rc = crc_of_fd(fd, len, &crc);
+            if (rc != 0) {
+                close(fd);
+                return rc;
+            }
+            if (crc != t.crc)
+                why = "CRC mismatch";
+            else
+                s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, tag);
+        }
+    }
+    if (why != NULL) {
+        drop_damaged(c, path, &st, why);
+        close(fd);
+        return S3S_ENOTFOUND;
+    }
+    /* LRU time is the mtime (atime is often frozen by relatime/noatime);
+     * refreshing it costs one syscall, done at most every touch_interval_s. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec - st.st_mtim.tv_sec >= (time_t)c->o.touch_interval_s)
+        (void)futimens(fd, NULL);
+    out->fd = fd;
+    out->len = len;
+    return 0;
+}
+
+int s3s__cache_lookup(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out, s3s__errbuf *eb)
+{
+    out->fd = -1;
+    out->len = 0;
+    if (idx >= e->nblocks)
+        return s3s__err_set(eb, S3S_EINVAL, "cache: block %" PRIu32 " past the last (%" PRIu32 ")",
+                            idx, e->nblocks);
+    int rc = lookup_quiet(e, idx, out);
+    s3s__cache *c = e->c;
+    pthread_mutex_lock(&c->mu);
+    if (rc == 0) {
+        c->st.hits++;
+        c->st.hit_bytes += out->len;
+    } else if (rc == S3S_ENOTFOUND) {
+        c->st.misses++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc == S3S_EIO)
+        s3s__err_set(eb, rc, "cache: cannot read block %" PRIu32 " of %s", idx, e->hash);
+    return rc;
+}
+
+/* ---- claims ---- */
+
+static int same_inode(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev;
+}
+
+static uint64_t pidns_id(pid_t pid)
+{
+    char p[64];
+    struct stat st;
+    snprintf(p, sizeof(p), "/proc/%ld/ns/pid", (long)pid);
+    return stat(p, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* Releases a claim: the name goes first (while we still hold the lock, so it
+ * cannot be someone else's file), then the lock. */
+static void claim_release(int fd, const char *path)
+{
+    if (fd < 0)
+        return;
+    if (same_inode(fd, path))
+        unlink(path);
+    (void)flock(fd, LOCK_UN);
+    close(fd);
+}
+
+/* A held claim whose recorded holder is dead (see the top of the file).
+ * Returns 1 when it was taken over (the file unlinked). */
+static int claim_steal_if_dead(s3s__cache *c, int fd, const char *path)
+{
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0; /* holder has not written its name yet */
+    buf[n] = '\0';
+    long pid = 0;
+    unsigned long long start = 0, ns = 0;
+    if (sscanf(buf, "%ld %llu %llu", &pid, &start, &ns) != 3 || pid <= 0 || start == 0)
+        return 0;
+    uint64_t myns = pidns_id(c->pid);
+    if (ns == 0 || myns == 0 || ns != myns)
+        return 0; /* another pid namespace: its pids mean nothing here */
+    if (s3s__cache_proc_starttime((pid_t)pid) == start)
+        return 0; /* alive */
+    if (!same_inode(fd, path))
+        return 0;
+    unlink(path);
+    return 1;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int writer_start(s3s__cache_entry *e, uint32_t idx, int lock_fd, const char *lock_path,
+                        s3s__cache_writer **out_w, s3s__errbuf *eb)
+{
+    s3s__cache *c = e->c;
+    char owner[128];
+    int on = snprintf(owner, sizeof(owner), "%ld %llu %llu\n", (long)c->pid,
+                      (unsigned long long)c->incarnation, (unsigned long long)pidns_id(c->pid));
+    if (ftruncate(lock_fd, 0) != 0 || pwrite(lock_fd, owner, (size_t)on, 0) != on) {
+        /* Diagnostics only: a claim works without the holder's name. */
+    }
+    s3s__cache_writer *w = calloc(1, sizeof(*w));
+    char path[4096];
+    if (w == NULL)
+        goto nomem;
+    w->e = e;
+    w->idx = idx;
+    w->lock_fd = lock_fd;
+    w->tmp_fd = -1;
+    w->len = s3s__cache_entry_block_len(e, idx);
+    w->lock_path = strdup(lock_path);
+    block_path(path, sizeof(path), e, idx, "");
+    w->final_path = strdup(path);
+    pthread_mutex_lock(&c->mu);
+    unsigned long long k = (unsigned long long)c->tmp_counter++;
+    pthread_mutex_unlock(&c->mu);
+    snprintf(path, sizeof(path), "%s/tmp/%s.%" PRIu32 ".%ld.%llu", c->root, e->hash, idx,
+             (long)c->pid, k);
+    w->tmp_path = strdup(path);
+    if (w->lock_path == NULL || w->final_path == NULL || w->tmp_path == NULL)
+        goto nomem;
+    w->tmp_fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->tmp_fd < 0) {
+        int err = errno;
+        s3s__cache_writer_abort(w);
+        return s3s__err_set(eb, S3S_EIO, "cache: cannot create %s: %s", path, strerror(err));
+    }
+    /* Held while we write: the temp cleaner removes only unlocked temps. */
+    (void)flock(w->tmp_fd, LOCK_EX);
+    *out_w = w;
+    return 0;
+nomem:
+    if (w != NULL) {
+        w->lock_fd = -1;
+        s3s__cache_writer_abort(w);
+    }
+    claim_release(lock_fd, lock_path);
+    return S3S_ENOMEM;
+}
+
+int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cache_writer **out_w,
+                     s3s__cache_block *out_hit, s3s__errbuf *eb)
+{
+    s3s__cache *c = e->c;
+    *out_w = NULL;
+    out_hit->fd = -1;
+    out_hit->len = 0;
+    if (idx >= e->nblocks)
+        return s3s__err_set(eb, S3S_EINVAL, "cache: block %" PRIu32 " past the last (%" PRIu32 ")",
+                            idx, e->nblocks);
+    char lock_path[4096];
+    block_path(lock_path, sizeof(lock_path), e, idx, ".lock");
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    int waited = 0, backoff = 1;
+    int64_t next_owner_check = 0;
+    for (;;) {
+        int rc = lookup_quiet(e, idx, out_hit);
+        if (rc == 0)
+            goto hit;
+        if (rc != S3S_ENOTFOUND)
+            return s3s__err_set(eb, rc, "cache: cannot read block %" PRIu32 " of %s", idx, e->hash);
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == ENOENT && s3s__cache_mkfanout(c, e->hash) == 0)
+            fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return s3s__err_set(eb, S3S_EIO, "cache: cannot open claim %s: %s", lock_path,
+                                strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (!same_inode(fd, lock_path)) {
+                close(fd); /* its holder finished and unlinked it: look again */
+                continue;
+            }
+            /* Someone may have committed between our lookup and our lock. */
+            rc = lookup_quiet(e, idx, out_hit);
+            if (rc == 0) {
+                claim_release(fd, lock_path);
+                goto hit;
+            }
+            pthread_mutex_lock(&c->mu);
+            c->st.misses++;
+            pthread_mutex_unlock(&c->mu);
+            return writer_start(e, idx, fd, lock_path, out_w, eb);
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int err = errno;
+            close(fd);
+            return s3s__err_set(eb, S3S_EIO, "cache: cannot lock claim %s: %s", lock_path,
+                                strerror(err));
+        }
+        if (!waited) {
+            waited = 1;
+            count(c, &c->st.claim_waits, 1);
+        }
+        int64_t now = now_ms();
+        if (now >= next_owner_check) {
+            next_owner_check = now + 100;
+            if (claim_steal_if_dead(c, fd, lock_path)) {
+                count(c, &c->st.stale_claims, 1);
+                close(fd);
+                continue;
+            }
+        }
+        close(fd);
+        if (now >= deadline) {
+            count(c, &c->st.claim_timeouts, 1);
+            return s3s__err_set(eb, S3S_ETIMEDOUT,
+                                "cache: block %" PRIu32 " of %s still being fetched by another "
+                                "process after %d ms",
+                                idx, e->hash, timeout_ms);
+        }
+        int64_t left = deadline - now;
+        sleep_ms(left < backoff ? (int)left : backoff);
+        if (backoff < 20)
+            backoff *= 2;
+    }
+hit:
+    pthread_mutex_lock(&c->mu);
+    c->st.hits++;
+    c->st.hit_bytes += out_hit->len;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* ---- writers ---- */
+
+int s3s__cache_writer_write(s3s__cache_writer *w, const void *p, size_t n, s3s__errbuf *eb)
+{
+    if (n > w->len - w->written)
+        return s3s__err_set(eb, S3S_ETOOBIG,
+                            "cache: %zu bytes more than block %" PRIu32 " holds (%llu)", n, w->idx,
+                            (unsigned long long)w->len);
+    const uint8_t *q = p;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t r = write(w->tmp_fd, q, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return s3s__err_set(eb, S3S_EIO, "cache: cannot write %s: %s", w->tmp_path,
+                                r < 0 ? strerror(errno) : "no progress");
+        q += r;
+        left -= (size_t)r;
+    }
+    w->crc = s3s__cache_crc32c(w->crc, p, n);
+    w->written += n;
+    return 0;
+}
+
+static void writer_free(s3s__cache_writer *w)
+{
+    free(w->lock_path);
+    free(w->tmp_path);
+    free(w->final_path);
+    free(w);
+}
+
+void s3s__cache_writer_abort(s3s__cache_writer *w)
+{
+    if (w == NULL)
+        return;
+    if (w->tmp_fd >= 0) {
+        if (w->tmp_path != NULL)
+            unlink(w->tmp_path);
+        close(w->tmp_fd);
+    }
+    if (w->lock_fd >= 0)
+        claim_release(w->lock_fd, w->lock_path);
+    count(w->e->c, &w->e->c->st.aborts, 1);
+    writer_free(w);
+}
+
+int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, s3s__errbuf *eb)
+{
+    s3s__cache_entry *e = w->e;
+    s3s__cache *c = e->c;
+    if (out_block != NULL) {
+        out_block->fd = -1;
+        out_block->len = 0;
+    }
+    if (w->written != w->len) {
+        int rc = s3s__err_set(eb, S3S_ESHORT,
+                              "cache: block %" PRIu32 " of %s got %llu of its %llu bytes", w->idx,
+                              e->hash, (unsigned long long)w->written, (unsigned long long)w->len);
+        s3s__cache_writer_abort(w);
+        return rc;
+    }
+    s3s__cache_trailer t;
+    memcpy(t.hbin8, e->hbin, 8);
+    t.idx = w->idx;
+    t.len = (uint32_t)w->len;
+    t.crc = w->crc;
+    uint8_t tb[S3S__CACHE_TRAILER];
+    s3s__cache_trailer_encode(tb, &t);
+    struct stat st;
+    if (pwrite(w->tmp_fd, tb, sizeof(tb), (off_t)w->len) != (ssize_t)sizeof(tb) ||
+        (c->o.fsync && fdatasync(w->tmp_fd) != 0) || fstat(w->tmp_fd, &st) != 0 ||
+        rename(w->tmp_path, w->final_path) != 0) {
+        int rc =
+            s3s__err_set(eb, S3S_EIO, "cache: cannot seal %s: %s", w->final_path, strerror(errno));
+        s3s__cache_writer_abort(w);
+        return rc;
+    }
+    if (c->o.fsync) {
+        /* The rename itself is durable only once its folder is synced. */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/%.2s", c->root, e->hash);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    s3s__cache_entry_relink(e);
+    s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+                            s3s__cache_vtag(e, w->idx));
+    claim_release(w->lock_fd, w->lock_path);
+    (void)flock(w->tmp_fd, LOCK_UN);
+    if (out_block != NULL) {
+        /* The temp fd is the block's inode under its final name now. */
+        out_block->fd = w->tmp_fd;
+        out_block->len = w->len;
+    } else {
+        close(w->tmp_fd);
+    }
+    uint64_t bytes = w->len + S3S__CACHE_TRAILER;
+    pthread_mutex_lock(&c->mu);
+    c->st.commits++;
+    c->st.commit_bytes += w->len;
+    pthread_mutex_unlock(&c->mu);
+    writer_free(w);
+    s3s__cache_note_added(c, bytes);
+    return 0;
+}

@@ -1,0 +1,132 @@
+/* cache_int.h: what the cache's .c files share: the handle layouts, the file
+ * formats (entry file, block trailer) and the names of things on disk.
+ *
+ * On disk, under <dir>/s3shard-cache-v1/:
+ *   <hh>/<hash>.m          entry file: identity + geometry (hh = hash[0..1])
+ *   <hh>/<hash>.<i>        block i: data bytes, then a 32-byte trailer
+ *   <hh>/<hash>.<i>.lock   claim file of block i (flock held while fetching)
+ *   tmp/<hash>.<i>.<pid>.<n>   a block being written (flock held by its writer)
+ * A new format gets a new folder name; nothing here is ever reinterpreted. */
+#ifndef S3S_WORKER_CACHE_CACHE_INT_H
+#define S3S_WORKER_CACHE_CACHE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "worker/cache/cache.h"
+
+#define S3S__CACHE_SUBDIR "s3shard-cache-v1"
+#define S3S__CACHE_TRAILER 32
+#define S3S__CACHE_ENTRY_MAX 4096 /* cap on an entry file's size */
+#define S3S__CACHE_BUCKET_MAX 255
+#define S3S__CACHE_KEY_MAX 1024
+#define S3S__CACHE_ETAG_MAX 255
+#define S3S__CACHE_BS_MIN (64u * 1024)
+#define S3S__CACHE_BS_MAX (256u * 1024 * 1024)
+
+/* A block verified (CRC of its data) by this handle: the same inode under the
+ * same name need not be checked again. */
+typedef struct s3s__cache_vkey {
+    uint64_t dev, ino;
+    uint64_t tag; /* first 8 bytes of the identity hash, xor the index; 0 = empty slot */
+} s3s__cache_vkey;
+
+struct s3s__cache {
+    char *root; /* <dir>/s3shard-cache-v1 */
+    s3s__cache_opts o;
+    pid_t pid;
+    uint64_t incarnation; /* our start time in clock ticks since boot (/proc) */
+
+    pthread_mutex_t mu; /* guards everything below */
+    s3s__cache_stats st;
+    int scanned; /* st.used_bytes comes from a scan (else it counts our adds only) */
+    uint64_t added_since_scan;
+    uint64_t tmp_counter;
+    s3s__cache_vkey *vset;
+    size_t vcap, vlen;
+
+    pthread_mutex_t evict_mu; /* one scan/eviction at a time in this process */
+};
+
+struct s3s__cache_entry {
+    s3s__cache *c;
+    char hash[S3S__CACHE_HASH_HEX + 1];
+    uint8_t hbin[16];
+    uint64_t size, block_size;
+    uint32_t nblocks;
+    uint8_t *img; /* the entry file's bytes as read at open */
+    size_t img_len;
+    char *meta_path;
+};
+
+struct s3s__cache_writer {
+    s3s__cache_entry *e;
+    uint32_t idx;
+    int lock_fd; /* flock held: our claim */
+    int tmp_fd; /* flock held: we are alive */
+    char *lock_path, *tmp_path, *final_path;
+    uint64_t len, written;
+    uint32_t crc;
+};
+
+/* The entry file, decoded. Strings point into the decoded buffer. */
+typedef struct s3s__cache_meta {
+    uint64_t size, block_size;
+    const char *bucket, *key, *etag;
+    size_t bucket_len, key_len, etag_len;
+} s3s__cache_meta;
+
+typedef struct s3s__cache_trailer {
+    uint8_t hbin8[8];
+    uint32_t idx, len, crc;
+} s3s__cache_trailer;
+
+/* cache_format.c */
+void s3s__cache_hash_bin(uint8_t out[16], const char *bucket, const char *key, const char *etag);
+void s3s__cache_hash_hex(char out[S3S__CACHE_HASH_HEX + 1], const uint8_t bin[16]);
+int s3s__cache_hex_to_bin(uint8_t out[16], const char *hex);
+/* s3s__cache_meta_encode writes the entry file image into a heap buffer. */
+int s3s__cache_meta_encode(const s3s__cache_id *id, uint64_t block_size, uint8_t **out,
+                           size_t *out_len);
+/* s3s__cache_meta_decode checks and decodes an entry file image; on failure
+ * returns S3S_ECORRUPT with what is wrong and at which offset in eb. */
+int s3s__cache_meta_decode(const uint8_t *p, size_t n, s3s__cache_meta *out, s3s__errbuf *eb);
+void s3s__cache_trailer_encode(uint8_t out[S3S__CACHE_TRAILER], const s3s__cache_trailer *t);
+int s3s__cache_trailer_decode(const uint8_t in[S3S__CACHE_TRAILER], s3s__cache_trailer *out,
+                              s3s__errbuf *eb);
+uint32_t s3s__cache_nblocks(uint64_t size, uint64_t block_size);
+
+/* cache.c */
+int s3s__cache_verified(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
+void s3s__cache_verified_add(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
+uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx);
+/* s3s__cache_mkfanout makes the fan-out folder of a hash. Returns 0 or -1. */
+int s3s__cache_mkfanout(const s3s__cache *c, const char *hash);
+/* s3s__cache_entry_relink writes the entry file again if a walk removed it. */
+void s3s__cache_entry_relink(s3s__cache_entry *e);
+/* s3s__cache_path formats root/<hh>/<hash><suffix> into a heap string. */
+char *s3s__cache_path(const s3s__cache *c, const char *hash, const char *suffix);
+/* s3s__cache_proc_starttime returns a process's start time (clock ticks
+ * since boot) or 0 when it does not exist. */
+uint64_t s3s__cache_proc_starttime(pid_t pid);
+/* s3s__cache_note_added accounts bytes added by this handle and evicts
+ * when the estimate says the folder is over its limit. */
+void s3s__cache_note_added(s3s__cache *c, uint64_t bytes);
+
+/* cache_scan.c */
+enum {
+    S3S__CACHE_EVICT_NONE = 0, /* scan only */
+    S3S__CACHE_EVICT_AUTO = 1, /* over the limit: down to its low-water mark */
+    S3S__CACHE_EVICT_TO = 2 /* down to target */
+};
+/* s3s__cache_rescan walks the folder (names and sizes, no contents), sets the
+ * size estimate and the effective limit, removes stale claim files, and
+ * evicts as mode says. Runs one at a time per handle (others skip it). */
+int s3s__cache_rescan(s3s__cache *c, int mode, uint64_t target, s3s__errbuf *eb);
+/* s3s__cache_clean_tmp removes temp files whose writer is gone. */
+void s3s__cache_clean_tmp(s3s__cache *c);
+/* s3s__cache_remove_entry deletes an entry file and all its blocks. */
+void s3s__cache_remove_entry(s3s__cache *c, const char *hash);
+
+#endif
