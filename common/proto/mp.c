@@ -367,7 +367,7 @@ int s3s__mpr_uint(s3s__mpr *r, uint64_t *out, uint64_t min, uint64_t max, const 
 
 int s3s__mpr_u32(s3s__mpr *r, uint32_t *out, uint32_t min, uint32_t max, const char *field)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = s3s__mpr_uint(r, &v, min, max, field);
     if (rc == 0)
         *out = (uint32_t)v;
@@ -428,7 +428,7 @@ static int blob(s3s__mpr *r, s3s__mptype t, const uint8_t **out, uint32_t *out_l
 
 int s3s__mpr_str(s3s__mpr *r, const char **out, uint32_t *out_len, uint32_t max, const char *field)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     int rc = blob(r, S3S_MP_STR, &p, out_len, max, field);
     if (rc == 0)
         *out = (const char *)p;
@@ -437,8 +437,8 @@ int s3s__mpr_str(s3s__mpr *r, const char **out, uint32_t *out_len, uint32_t max,
 
 int s3s__mpr_str_copy(s3s__mpr *r, char *dst, uint32_t max, const char *field)
 {
-    const char *s;
-    uint32_t n;
+    const char *s = NULL;
+    uint32_t n = 0;
     size_t start = r->off;
     int rc = s3s__mpr_str(r, &s, &n, max, field);
     if (rc != 0)
@@ -460,8 +460,8 @@ int s3s__mpr_bin(s3s__mpr *r, const uint8_t **out, uint32_t *out_len, uint32_t m
 
 int s3s__mpr_bin_exact(s3s__mpr *r, uint8_t *dst, uint32_t n, const char *field)
 {
-    const uint8_t *p;
-    uint32_t len;
+    const uint8_t *p = NULL;
+    uint32_t len = 0;
     size_t start = r->off;
     int rc = blob(r, S3S_MP_BIN, &p, &len, n, field);
     if (rc != 0)

@@ -650,7 +650,7 @@ static int dec_pval(dec *d, s3s__pval *v, int depth)
         return 0;
     }
     case S3S_MP_ARRAY: {
-        s3s__pval *items;
+        s3s__pval *items = NULL;
         rc = dec_list(d, &v->n, UINT32_MAX, 1, sizeof *items, (void **)&items, "status_reply");
         if (rc != 0)
             return rc;
@@ -726,7 +726,7 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
             return s3s__mpr_bin_exact(r, h->snapshot_hash, S3S_PROTO_HASH_LEN,
                                       "hello.snapshot_hash");
         case 9: {
-            s3s__msg_inv *inv;
+            s3s__msg_inv *inv = NULL;
             int rc = dec_list(d, &h->n_inv, S3S_PROTO_INV_MAX, 3, sizeof *inv, (void **)&inv,
                               "hello.inv");
             for (uint32_t k = 0; rc == 0 && k < h->n_inv; k++) {
@@ -804,7 +804,7 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
         case 4:
             return s3s__mpr_u32(r, &g->retry_ms, 0, S3S_PROTO_TTL_MAX, "grant.retry_ms");
         case 5: {
-            s3s__msg_lease_grant *x;
+            s3s__msg_lease_grant *x = NULL;
             int rc =
                 dec_list(d, &g->n, S3S_PROTO_ITEMS_MAX, 6, sizeof *x, (void **)&x, "grant.grants");
             for (uint32_t k = 0; rc == 0 && k < g->n; k++) {
@@ -830,7 +830,7 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
     case S3S_MSG_DRAIN: {
         s3s__msg_progress *p = &m->u.progress;
         if (key == 1) {
-            s3s__msg_prog *it;
+            s3s__msg_prog *it = NULL;
             int rc = dec_list(d, &p->n, S3S_PROTO_ITEMS_MAX, 5, sizeof *it, (void **)&it,
                               "progress.items");
             for (uint32_t k = 0; rc == 0 && k < p->n; k++) {
@@ -855,7 +855,7 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
         s3s__msg_ack *a = &m->u.ack;
         if (key != 1)
             return -1;
-        s3s__msg_prog_result *it;
+        s3s__msg_prog_result *it = NULL;
         int rc =
             dec_list(d, &a->n, S3S_PROTO_ITEMS_MAX, 5, sizeof *it, (void **)&it, "ack.results");
         for (uint32_t k = 0; rc == 0 && k < a->n; k++) {
@@ -877,8 +877,8 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
                                 "heartbeat_ack.lease_ttl_ms");
         if (key != (ack ? 2u : 1u))
             return -1;
-        uint32_t n;
-        uint64_t *v;
+        uint32_t n = 0;
+        uint64_t *v = NULL;
         const char *name = ack ? "heartbeat_ack.revoked" : "heartbeat.tokens";
         int rc = dec_list(d, &n, S3S_PROTO_ITEMS_MAX, 1, sizeof *v, (void **)&v, name);
         for (uint32_t k = 0; rc == 0 && k < n; k++)
