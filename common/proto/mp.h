@@ -1,7 +1,7 @@
 /* mp.h: msgpack for s3shard: a writer over msgpack-c's packer and a bounded reader.
  *
- * Only mp.c includes msgpack.h; the protocol codec (msg.c) and the journal record
- * codec (common/journal/jrec.c) use these functions.
+ * Only mp.c includes msgpack.h; the protocol codec (msg_encode.c, msg_decode.c) and the journal
+ * record codec (common/journal/jrec.c) use these functions.
  *
  * Writer invariants: errors are sticky. The first failure (S3S_ETOOBIG when the
  * output buffer's cap is reached, S3S_ENOMEM) is kept in w->err and every later

@@ -272,7 +272,7 @@ typedef struct s3s__msg {
 typedef struct s3s__proto_cfg {
     const uint8_t *secret; /* NULL: no HMAC; else every message carries and needs one */
     size_t secret_len;
-    size_t max_msg; /* 0: S3S_PROTO_MAX_MSG_DEFAULT */
+    size_t max_msg; /* 0: S3S_PROTO_MAX_MSG_DEFAULT; clamped to [MIN_MSG, MAX_MSG_LIMIT] */
 } s3s__proto_cfg;
 
 /* s3s__msg_init zeroes m and sets the envelope. */
