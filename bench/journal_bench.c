@@ -15,6 +15,7 @@
 #include "common/journal/journal.h"
 #include "s3shard/error.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,9 +161,16 @@ int main(int argc, char **argv)
 {
     char root[4096];
     double secs = argc > 2 ? atof(argv[2]) : 2.0;
+    if (argc > 1 && argv[1][0] == '\0') {
+        fprintf(stderr, "usage: journal_bench [DIR] [SECONDS]\n");
+        return 2;
+    }
     if (argc > 1) {
         snprintf(root, sizeof root, "%s", argv[1]);
-        mkdir(root, 0755);
+        if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+            perror(root);
+            return 1;
+        }
     } else {
         snprintf(root, sizeof root, "journal_bench.XXXXXX");
         if (mkdtemp(root) == NULL) {
