@@ -12,6 +12,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -779,6 +781,50 @@ static void test_group_commit_threads(void **state)
     free(dir);
 }
 
+/* A failed write (here: past RLIMIT_FSIZE, a real EFBIG from the kernel)
+ * makes the journal refuse everything after, and a restart replays only what
+ * was durable. */
+static void test_write_failure_is_sticky(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("journal");
+    make_journal(dir, 3);
+    s3s__journal_opts o = opts_for(dir);
+    s3s__journal *j;
+    s3s__errbuf eb;
+    assert_int_equal(s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb), 0);
+    s3s__journal_stats st;
+    s3s__journal_stats_get(j, &st);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)st.file_size + 10;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    s3s__jrec r;
+    sample(&r, 2);
+    assert_int_equal(s3s__journal_append(j, &r, NULL, &eb), 0);
+    int rc = s3s__journal_commit(j, &eb);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rc, S3S_EIO);
+    assert_non_null(strstr(eb.msg, "write of"));
+    assert_int_equal(s3s__journal_append(j, &r, NULL, &eb), S3S_EIO);
+    assert_non_null(strstr(eb.msg, "earlier write failed"));
+    assert_int_equal(s3s__journal_commit(j, &eb), S3S_EIO);
+    s3s__jcompact *c;
+    assert_int_equal(s3s__journal_compact_begin(j, &c, &eb), S3S_EIO);
+    s3s__journal_close(j);
+    seen *s = calloc(1, sizeof *s);
+    s3s__journal_report rep;
+    assert_int_equal(reopen(dir, s, &rep, false, &eb), 0);
+    assert_int_equal(s->n, 3);
+    assert_true(rep.cut); /* the 10 bytes that made it are a torn tail */
+    free(s);
+    s3s_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_mirror_hook),
         cmocka_unit_test(test_group_commit_threads),
+        cmocka_unit_test(test_write_failure_is_sticky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
