@@ -18,6 +18,9 @@
  * well-formed lengths and depth), so a peer of the same protocol version may add
  * optional fields; a duplicate field or a missing required field is refused.
  *
+ * Thread-safety: encode and decode keep no state between calls; any number of
+ * threads may use them at once (a s3s__proto_key is only read).
+ *
  * Sender ids: a worker chooses a random non-zero 64-bit id per process start
  * (so (sender, seq) is unique even before the welcome); the coordinator sends 0. */
 #ifndef S3S_PROTO_MSG_H
