@@ -236,7 +236,9 @@ static int close_lease(s3s__sched *s, uint32_t li, int expired)
     s3s__sched_lane *ln = &s->lanes[le->lane];
     s3s__sched_worker *w = &s->workers[le->slot];
     uint64_t rest = le->cap - (le->rec_committed - le->rec_start);
-    if (!le->pad && le->committed < le->end) {
+    /* A piece is finished when its bytes and its samples are: an empty item
+     * shard expired before its done still owes its one sample. */
+    if (!le->pad && (le->committed < le->end || le->rec_committed < le->rec_end)) {
         s3s__sched_piece p = {le->pos, 0, le->committed, le->end, le->rec_committed, le->rec_end};
         int rc = push_tail(ln, &p);
         if (rc != 0)
