@@ -49,6 +49,18 @@ int s3s__ledger_add(s3s__ledger *l, uint32_t pos, uint32_t who, uint64_t token, 
     return 0;
 }
 
+int s3s__ledger_reserve(s3s__ledger *l, size_t n)
+{
+    if (n <= l->alloc)
+        return 0;
+    s3s__ledger_entry *nv = realloc(l->v, n * sizeof(*nv));
+    if (nv == NULL)
+        return S3S_ENOMEM;
+    l->v = nv;
+    l->alloc = n;
+    return 0;
+}
+
 static int key_cmp(const void *a, const void *b)
 {
     const s3s__ledger_key *x = a, *y = b;

@@ -34,6 +34,10 @@ void s3s__ledger_reset(s3s__ledger *l);
 int s3s__ledger_add(s3s__ledger *l, uint32_t pos, uint32_t who, uint64_t token, uint64_t start,
                     uint64_t end, size_t *out_idx);
 
+/* s3s__ledger_reserve makes room for n entries without changing the content,
+ * so an epoch read by whole-shard leases never reallocates. 0 or S3S_ENOMEM. */
+int s3s__ledger_reserve(s3s__ledger *l, size_t n);
+
 /* A ledger entry tagged with its lane, for verification. */
 typedef struct s3s__ledger_key {
     uint32_t lane, pos;

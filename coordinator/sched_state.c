@@ -164,6 +164,9 @@ static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *
     }
     s->ranks_full = s->o.equal_steps != S3S__EQUAL_OFF && q == 0 ? R : 0;
     s3s__ledger_reset(&s->ledger);
+    /* One entry per shard is the common case; a failure here only means the
+     * ledger grows by doubling later. */
+    (void)s3s__ledger_reserve(&s->ledger, s->nshards);
     return 0;
 }
 
