@@ -135,12 +135,20 @@ void s3s__sched_worker_index(s3s__sched *s, uint64_t wid, uint32_t slot)
     }
 }
 
+static uint64_t bloom_bit(uint64_t h)
+{
+    return (h >> 40) % (S3S__BLOOM_WORDS * 64);
+}
+
 static int cache_has(const s3s__sched_worker *w, uint64_t id)
 {
     if (w->cache_n == 0)
         return 0;
+    uint64_t h = mix64(id), b = bloom_bit(h);
+    if (!((w->bloom[b / 64] >> (b % 64)) & 1))
+        return 0;
     size_t mask = w->cache_cap - 1;
-    for (size_t i = mix64(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         if (w->cache[i] == S3S__CACHE_EMPTY)
             return 0;
         if (w->cache[i] == id)
@@ -178,6 +186,8 @@ static int cache_insert(s3s__sched *s, s3s__sched_worker *w, uint64_t id)
         j = (j + 1) & (w->cache_cap - 1);
     w->cache[j] = id;
     w->cache_n++;
+    uint64_t b = bloom_bit(mix64(id));
+    w->bloom[b / 64] |= 1ULL << (b % 64);
     return 0;
 }
 
@@ -355,6 +365,7 @@ int s3s__sched_cache_set(s3s__sched *s, uint64_t wid, const uint64_t *ids, size_
         for (size_t i = 0; i < w->cache_cap; i++)
             w->cache[i] = S3S__CACHE_EMPTY;
         w->cache_n = 0;
+        memset(w->bloom, 0, sizeof(w->bloom));
     }
     for (size_t i = 0; i < n; i++) {
         int rc = cache_insert(s, w, ids[i]);

@@ -22,6 +22,7 @@
 #define S3S__NONE 0xffffffffu
 #define S3S__SCHED_MAX_INFLIGHT 64
 #define S3S__CACHE_EMPTY UINT64_MAX
+#define S3S__BLOOM_WORDS 64
 
 enum { S3S__W_LIVE = 0, S3S__W_DRAINED = 1, S3S__W_GONE = 2 };
 
@@ -66,6 +67,9 @@ typedef struct s3s__sched_worker {
     int ask_drain;
     uint64_t *cache; /* open-addressing set, S3S__CACHE_EMPTY = free */
     size_t cache_cap, cache_n;
+    /* A one-hash Bloom filter over the cache set: most window positions are
+     * rejected by one bit test instead of a probe of the set. */
+    uint64_t bloom[S3S__BLOOM_WORDS];
 } s3s__sched_worker;
 
 typedef struct s3s__sched_rank {

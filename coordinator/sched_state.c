@@ -19,6 +19,33 @@ static uint32_t lane_for_rank(const s3s__sched *s, uint32_t rank)
 
 /* ---- epoch begin ------------------------------------------------------ */
 
+/* At an epoch boundary no lease is live and the ledger is about to be reset,
+ * so nothing refers to departed workers any more: drop them and renumber the
+ * live ones in order. This keeps max_workers a bound per epoch rather than
+ * per job (every Spot restart costs a slot). Deterministic, so replay agrees. */
+static void compact_workers(s3s__sched *s)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].state != S3S__W_LIVE) {
+            free(s->workers[i].cache);
+            continue;
+        }
+        if (k != i)
+            s->workers[k] = s->workers[i];
+        k++;
+    }
+    s->nworkers = k;
+    for (size_t i = 0; i < s->whash_cap; i++)
+        s->whash[i] = S3S__NONE;
+    for (uint32_t r = 0; r < s->o.world_size; r++)
+        s->rank_worker[r] = S3S__NONE;
+    for (uint32_t i = 0; i < k; i++) {
+        s3s__sched_worker_index(s, s->workers[i].wid, i);
+        s->rank_worker[s->workers[i].rank] = i;
+    }
+}
+
 static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *eb)
 {
     uint32_t R = s->o.world_size;
@@ -163,6 +190,7 @@ static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *
         s->ranks[r].samples_assigned = 0;
     }
     s->ranks_full = s->o.equal_steps != S3S__EQUAL_OFF && q == 0 ? R : 0;
+    compact_workers(s);
     s3s__ledger_reset(&s->ledger);
     /* One entry per shard is the common case; a failure here only means the
      * ledger grows by doubling later. */

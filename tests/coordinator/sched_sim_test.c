@@ -268,7 +268,8 @@ static void worker_step(world *W, uint32_t r)
         assert_int_equal(rc, 0);
 }
 
-static void run_seed(uint64_t seed)
+/* force_*: -1 draws the value from the seed. */
+static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_ranks)
 {
     cur_seed = seed;
     world *W = calloc(1, sizeof(*W));
@@ -282,6 +283,12 @@ static void run_seed(uint64_t seed)
     W->o.max_inflight = 1 + (uint32_t)(rnd(g) % 4);
     W->o.lease_ttl_ms = 200;
     W->o.max_workers = 1u << 16;
+    if (force_dist >= 0)
+        W->o.dist = (s3s__dist)force_dist;
+    if (force_equal >= 0)
+        W->o.equal_steps = (s3s__equal)force_equal;
+    if (force_ranks > 0)
+        W->o.world_size = (uint32_t)force_ranks;
     W->o.cache_window = (uint32_t)(rnd(g) % 3) * 8;
     W->n = rnd(g) % MAXN;
     W->epochs = 2 + (uint32_t)(rnd(g) % 2);
@@ -390,7 +397,7 @@ static void test_simulation_many_seeds(void **state)
     const char *env = getenv("S3SHARD_SIM_SEEDS");
     uint64_t seeds = env ? strtoull(env, NULL, 10) : 300;
     for (uint64_t seed = 1; seed <= seeds; seed++)
-        run_seed(seed);
+        run_seed(seed, -1, -1, -1);
     fprintf(stderr,
             "%llu seeds: %llu epochs, %llu events, %llu kills, %llu coordinator restarts, "
             "%llu leases lost, %llu bytes read twice\n",
@@ -400,10 +407,23 @@ static void test_simulation_many_seeds(void **state)
             (unsigned long long)tot_reread);
 }
 
+/* The DDP contract: Dynamic, rank 0 ten times faster than the other three,
+ * kills, drains and coordinator restarts; every epoch ends with every rank at
+ * exactly the quota (check_epoch), for both remainder policies. */
+static void test_equal_steps_fast_and_slow_ranks_with_kills(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 60; seed++) {
+        run_seed(1000 + seed, S3S__DIST_DYNAMIC, S3S__EQUAL_DROP, 4);
+        run_seed(2000 + seed, S3S__DIST_DYNAMIC, S3S__EQUAL_PAD, 4);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simulation_many_seeds),
+        cmocka_unit_test(test_equal_steps_fast_and_slow_ranks_with_kills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

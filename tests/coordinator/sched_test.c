@@ -600,6 +600,38 @@ static void test_ledger_walk_rows(void **state)
     s3s__sched_destroy(f.s);
 }
 
+static void test_worker_slots_reused_across_epochs(void **state)
+{
+    (void)state;
+    fixture f;
+    memset(&f, 0, sizeof(f));
+    s3s__sched_opts o;
+    s3s__sched_opts_init(&o);
+    o.world_size = 1;
+    o.max_workers = 3;
+    assert_int_equal(s3s__sched_create(&f.s, &o, on_event, &f.j, NULL), 0);
+    f.shards[0].id = 1;
+    f.shards[0].size = 10;
+    f.order.shards = f.shards;
+    f.order.n = 1;
+    fx_begin(&f, 0);
+    /* Three incarnations of one rank fill the slots within an epoch. */
+    for (uint32_t inc = 1; inc <= 3; inc++)
+        assert_int_equal(s3s__sched_hello(f.s, 1, 0, inc, 0), 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 4, 0), S3S_ETOOBIG);
+    s3s__sched_grant g = grant1(&f, 1, 1);
+    assert_int_equal(s3s__sched_done(f.s, 1, g.token, 10, 0, 1), 0);
+    uint64_t before = s3s__sched_digest(f.s);
+    fx_begin(&f, 1);
+    assert_true(s3s__sched_digest(f.s) != before);
+    /* The departed incarnations were dropped at the boundary. */
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 4, 2), 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 5, 2), 0);
+    g = grant1(&f, 1, 3);
+    assert_int_equal(g.epoch, 1);
+    s3s__sched_destroy(f.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_equal_steps_drop_and_pad_remainders),
         cmocka_unit_test(test_replay_reproduces_state_and_recover_expires),
         cmocka_unit_test(test_ledger_walk_rows),
+        cmocka_unit_test(test_worker_slots_reused_across_epochs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
