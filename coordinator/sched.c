@@ -323,8 +323,14 @@ int s3s__sched_hello(s3s__sched *s, uint64_t wid, uint32_t rank, uint32_t inc, u
             return 0;
         }
     }
+    /* Another process claiming a live worker's rank: it wins with an equal or
+     * higher incarnation, or when the holder has been silent for the TTL (a
+     * replacement node whose incarnation counter started again). A lower
+     * incarnation against a holder that still talks is a zombie: refused, so
+     * the two cannot push each other out in turn. */
     uint32_t other = s->rank_worker[rank];
-    if (other != S3S__NONE && other != old && inc < s->workers[other].inc)
+    if (other != S3S__NONE && other != old && inc < s->workers[other].inc &&
+        now < s->workers[other].last_seen + s->o.lease_ttl_ms)
         return S3S_ESTALE;
     if (s->nworkers >= s->o.max_workers)
         return S3S_ETOOBIG;

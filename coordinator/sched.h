@@ -44,7 +44,7 @@ typedef enum s3s__dist {
 typedef enum s3s__equal { S3S__EQUAL_OFF = 0, S3S__EQUAL_DROP = 1, S3S__EQUAL_PAD = 2 } s3s__equal;
 
 typedef struct s3s__sched_opts {
-    s3s__dist dist; /* default Dynamic (S3S__DIST_DYNAMIC must be set explicitly: 0 = replicated) */
+    s3s__dist dist; /* default Dynamic (by opts_init; a zeroed struct means FullyReplicated) */
     uint32_t world_size; /* ranks 0..world_size-1; required, 1..65536 */
     uint32_t max_inflight; /* live leases per worker (prefetch); default 2, max 64 */
     uint64_t lease_ttl_ms; /* lease time to live after the worker's last message; default 30000 */
@@ -163,10 +163,12 @@ int s3s__sched_epoch_begin(s3s__sched *s, uint64_t epoch, const s3s__sched_order
                            s3s__errbuf *eb);
 
 /* s3s__sched_hello registers (worker_id, rank, incarnation) and renews it. A
- * newer incarnation of the same worker id, or another worker claiming the rank
- * of a live one with an incarnation >= its, replaces the old one (its leases
- * expire, tails return). Returns S3S_ESTALE for an older incarnation,
- * S3S_EINVAL for a bad rank, S3S_ETOOBIG past max_workers. */
+ * newer incarnation of the same worker id replaces the old one (its leases
+ * expire, tails return); so does another worker id claiming the rank of a live
+ * worker, if its incarnation is >= the holder's or the holder has been silent
+ * for the TTL. Returns S3S_ESTALE for an older incarnation of the same id, or
+ * a lower one against a holder that still talks; S3S_EINVAL for a bad rank;
+ * S3S_ETOOBIG past max_workers (per epoch). */
 int s3s__sched_hello(s3s__sched *s, uint64_t worker_id, uint32_t rank, uint32_t incarnation,
                      uint64_t now_ms);
 /* s3s__sched_cache_set replaces (replace=1) or extends the set of shard ids the

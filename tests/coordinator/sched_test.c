@@ -632,6 +632,31 @@ static void test_worker_slots_reused_across_epochs(void **state)
     s3s__sched_destroy(f.s);
 }
 
+static void test_rank_claimed_by_another_process(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_make(&f, S3S__DIST_DYNAMIC, 2, 4, 100, 0);
+    fx_begin(&f, 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 5, 0), 0);
+    s3s__sched_grant a = grant1(&f, 1, 0);
+    /* A process with another id and a lower incarnation, while rank 0's
+     * holder still talks: a zombie, refused. */
+    assert_int_equal(s3s__sched_hello(f.s, 2, 0, 1, 500), S3S_ESTALE);
+    assert_int_equal(s3s__sched_progress(f.s, 1, a.token, 10, 0, 600), 0);
+    /* Once the holder has been silent for the TTL, a replacement node whose
+     * counter started again takes the rank over. */
+    assert_int_equal(s3s__sched_hello(f.s, 2, 0, 1, 1600), 0);
+    assert_int_equal(s3s__sched_progress(f.s, 1, a.token, 20, 0, 1601), S3S_ESTALE);
+    s3s__sched_grant t = grant1(&f, 2, 1602);
+    assert_int_equal(t.pos, a.pos);
+    assert_int_equal(t.start, 10);
+    /* A higher incarnation takes a rank over at once. */
+    assert_int_equal(s3s__sched_hello(f.s, 3, 0, 2, 1603), 0);
+    assert_int_equal(s3s__sched_request(f.s, 2, 1, 1604, NULL, 0, NULL), S3S_ENOTFOUND);
+    s3s__sched_destroy(f.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_replay_reproduces_state_and_recover_expires),
         cmocka_unit_test(test_ledger_walk_rows),
         cmocka_unit_test(test_worker_slots_reused_across_epochs),
+        cmocka_unit_test(test_rank_claimed_by_another_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
