@@ -191,16 +191,22 @@ static int cache_insert(s3s__sched *s, s3s__sched_worker *w, uint64_t id)
     return 0;
 }
 
-static void emit(s3s__sched *s, s3s__sched_event *ev)
+/* Applies then journals one event. Only an applied event reaches the journal,
+ * and a failed apply leaves the state unchanged, so the journal and the state
+ * agree even when memory runs out. An operation only builds events that fit
+ * the state, so anything but S3S_ENOMEM here is a broken invariant, counted. */
+static int emit(s3s__sched *s, s3s__sched_event *ev)
 {
     ev->epoch = s->epoch;
     int rc = s3s__sched_apply_event(s, ev, NULL, NULL);
-    /* An operation only builds events that fit the state; a failure here is a
-     * broken invariant (or ENOMEM in the ledger, which we cannot undo). */
-    if (rc != 0)
-        s->apply_failures++;
+    if (rc != 0) {
+        if (rc != S3S_ENOMEM)
+            s->apply_failures++;
+        return rc;
+    }
     if (s->events != NULL)
         s->events(s->ctx, ev);
+    return 0;
 }
 
 static void renew(s3s__sched *s, s3s__sched_worker *w, uint64_t now)
@@ -212,7 +218,7 @@ static void renew(s3s__sched *s, s3s__sched_worker *w, uint64_t now)
         s->next_due = now + s->o.lease_ttl_ms;
 }
 
-static void expire_worker_leases(s3s__sched *s, uint32_t slot, uint32_t reason)
+static int expire_worker_leases(s3s__sched *s, uint32_t slot, uint32_t reason)
 {
     s3s__sched_worker *w = &s->workers[slot];
     while (w->nleases > 0) {
@@ -222,8 +228,11 @@ static void expire_worker_leases(s3s__sched *s, uint32_t slot, uint32_t reason)
         ev.reason = reason;
         ev.slot = slot;
         ev.token = le->token;
-        emit(s, &ev);
+        int rc = emit(s, &ev);
+        if (rc != 0)
+            return rc; /* the lease stays live; a later call retries */
     }
+    return 0;
 }
 
 static int equal_complete(const s3s__sched *s)
@@ -239,7 +248,7 @@ static void check_complete(s3s__sched *s)
     if (done) {
         s3s__sched_event ev = {0};
         ev.type = S3S__EV_EPOCH_DONE;
-        emit(s, &ev);
+        (void)emit(s, &ev); /* on ENOMEM the next call tries again */
     }
 }
 
@@ -253,9 +262,9 @@ void s3s__sched_tick(s3s__sched *s, uint64_t now)
         if (w->nleases == 0)
             continue;
         uint64_t d = w->last_seen + s->o.lease_ttl_ms;
-        if (d <= now)
-            expire_worker_leases(s, i, S3S__WHY_TTL);
-        else if (d < due)
+        if (d <= now && expire_worker_leases(s, i, S3S__WHY_TTL) != 0)
+            due = now; /* out of memory: try again on the next call */
+        else if (d > now && d < due)
             due = d;
     }
     s->next_due = due;
@@ -298,14 +307,16 @@ int s3s__sched_epoch_begin(s3s__sched *s, uint64_t epoch, const s3s__sched_order
 
 /* ---- workers ---------------------------------------------------------- */
 
-static void retire(s3s__sched *s, uint32_t slot, uint32_t reason)
+static int retire(s3s__sched *s, uint32_t slot, uint32_t reason)
 {
-    expire_worker_leases(s, slot, reason);
+    int rc = expire_worker_leases(s, slot, reason);
+    if (rc != 0)
+        return rc;
     s3s__sched_event ev = {0};
     ev.type = reason == S3S__WHY_DRAIN ? S3S__EV_DRAIN : S3S__EV_LEAVE;
     ev.reason = reason;
     ev.slot = slot;
-    emit(s, &ev);
+    return emit(s, &ev);
 }
 
 int s3s__sched_hello(s3s__sched *s, uint64_t wid, uint32_t rank, uint32_t inc, uint64_t now)
@@ -334,19 +345,21 @@ int s3s__sched_hello(s3s__sched *s, uint64_t wid, uint32_t rank, uint32_t inc, u
         return S3S_ESTALE;
     if (s->nworkers >= s->o.max_workers)
         return S3S_ETOOBIG;
+    int rc = 0;
     if (old != S3S__NONE && s->workers[old].state == S3S__W_LIVE)
-        retire(s, old, S3S__WHY_REPLACED);
-    if (other != S3S__NONE && other != old && s->workers[other].state == S3S__W_LIVE)
-        retire(s, other, S3S__WHY_REPLACED);
+        rc = retire(s, old, S3S__WHY_REPLACED);
+    if (rc == 0 && other != S3S__NONE && other != old && s->workers[other].state == S3S__W_LIVE)
+        rc = retire(s, other, S3S__WHY_REPLACED);
     s3s__sched_event ev = {0};
     ev.type = S3S__EV_JOIN;
     ev.worker_id = wid;
     ev.rank = rank;
     ev.incarnation = inc;
     ev.slot = s->nworkers;
-    emit(s, &ev);
-    if (s->nworkers == 0 || s->workers[s->nworkers - 1].wid != wid)
-        return S3S_ENOMEM; /* the join failed to apply */
+    if (rc == 0)
+        rc = emit(s, &ev);
+    if (rc != 0)
+        return rc;
     s->workers[s->nworkers - 1].last_seen = now;
     check_complete(s);
     return 0;
@@ -419,9 +432,9 @@ int s3s__sched_drain(s3s__sched *s, uint64_t wid, uint64_t now)
     uint32_t slot;
     if (live_worker(s, wid, &slot) == NULL)
         return S3S_ENOTFOUND;
-    retire(s, slot, S3S__WHY_DRAIN);
+    int rc = retire(s, slot, S3S__WHY_DRAIN);
     check_complete(s);
-    return 0;
+    return rc;
 }
 
 int s3s__sched_bye(s3s__sched *s, uint64_t wid, uint64_t now)
@@ -430,9 +443,9 @@ int s3s__sched_bye(s3s__sched *s, uint64_t wid, uint64_t now)
     uint32_t slot;
     if (live_worker(s, wid, &slot) == NULL)
         return S3S_ENOTFOUND;
-    retire(s, slot, S3S__WHY_BYE);
+    int rc = retire(s, slot, S3S__WHY_BYE);
     check_complete(s);
-    return 0;
+    return rc;
 }
 
 int s3s__sched_ask_drain(s3s__sched *s, uint64_t wid)
@@ -539,6 +552,7 @@ int s3s__sched_request(s3s__sched *s, uint64_t wid, size_t want, uint64_t now,
     renew(s, w, now);
     reply_flags(s, w, reply);
     size_t n = 0;
+    int rc = 0;
     if (want > cap)
         want = cap;
     while (s->running && n < want && w->nleases < s->o.max_inflight && !w->ask_drain &&
@@ -557,7 +571,10 @@ int s3s__sched_request(s3s__sched *s, uint64_t wid, size_t want, uint64_t now,
         ev.slot = slot;
         ev.rank = w->rank;
         ev.token = s->next_token;
-        emit(s, &ev);
+        if (emit(s, &ev) != 0) {
+            rc = S3S_ENOMEM;
+            break;
+        }
         s3s__sched_lease *le = &s->leases[w->lz[w->nleases - 1]];
         le->expiry = now + s->o.lease_ttl_ms;
         if (le->expiry < s->next_due)
@@ -580,7 +597,7 @@ int s3s__sched_request(s3s__sched *s, uint64_t wid, size_t want, uint64_t now,
         if (n == 0 && !s->finished)
             reply->flags |= S3S__REPLY_WAIT;
     }
-    return 0;
+    return rc;
 }
 
 /* ---- progress --------------------------------------------------------- */
@@ -633,7 +650,9 @@ int s3s__sched_progress(s3s__sched *s, uint64_t wid, uint64_t token, uint64_t of
     if (offset == s->leases[li].committed)
         return 0;
     ev.type = S3S__EV_COMMIT;
-    emit(s, &ev);
+    rc = emit(s, &ev);
+    if (rc != 0)
+        return rc;
     s->ranks[ev.rank].last_commit_ms = now;
     check_complete(s);
     return 0;
@@ -647,7 +666,9 @@ int s3s__sched_done(s3s__sched *s, uint64_t wid, uint64_t token, uint64_t offset
     if (rc != 0)
         return rc;
     ev.type = S3S__EV_DONE;
-    emit(s, &ev);
+    rc = emit(s, &ev);
+    if (rc != 0)
+        return rc;
     s->ranks[ev.rank].last_commit_ms = now;
     check_complete(s);
     return 0;

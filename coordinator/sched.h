@@ -241,6 +241,7 @@ typedef struct s3s__sched_stats {
     uint64_t stale_refusals; /* progress/done refused with S3S_ESTALE (job total) */
     uint64_t cache_hits; /* grants that picked a shard the worker holds */
     uint64_t grants;
+    uint64_t internal_errors; /* events an operation built that did not apply: always 0 */
     uint32_t workers_live;
 } s3s__sched_stats;
 

@@ -220,7 +220,8 @@ static int lease_alloc(s3s__sched *s, uint32_t *out)
     return 0;
 }
 
-static int push_tail(s3s__sched_lane *ln, const s3s__sched_piece *p)
+/* Room for one more tail, so closing a lease cannot fail half-way. */
+static int tail_reserve(s3s__sched_lane *ln)
 {
     if (ln->ntails == ln->tails_alloc) {
         size_t na = ln->tails_alloc ? ln->tails_alloc * 2 : 16;
@@ -230,6 +231,14 @@ static int push_tail(s3s__sched_lane *ln, const s3s__sched_piece *p)
         ln->tails = nv;
         ln->tails_alloc = na;
     }
+    return 0;
+}
+
+static int push_tail(s3s__sched_lane *ln, const s3s__sched_piece *p)
+{
+    int rc = tail_reserve(ln);
+    if (rc != 0)
+        return rc;
     ln->tails[ln->ntails++] = *p;
     return 0;
 }
@@ -409,7 +418,9 @@ static int apply_commit(s3s__sched *s, const s3s__sched_event *ev, int closing, 
     if (ev->offset < le->committed || ev->offset > le->end || ev->records < le->rec_committed ||
         ev->records - le->rec_start > le->cap)
         return PROTO(eb, "sched: commit of token %llu out of range", (unsigned long long)ev->token);
-    int rc = commit_to(s, le, ev->offset, ev->records);
+    int rc = closing ? tail_reserve(&s->lanes[le->lane]) : 0;
+    if (rc == 0)
+        rc = commit_to(s, le, ev->offset, ev->records);
     if (rc == 0 && closing)
         rc = close_lease(s, li, 0);
     return rc;
@@ -471,6 +482,11 @@ static int apply_epoch_done(s3s__sched *s, s3s__errbuf *eb)
     if (!s->running || s->active != 0)
         return PROTO(eb, "sched: epoch %llu cannot end with %llu live leases",
                      (unsigned long long)s->epoch, (unsigned long long)s->active);
+    size_t left = 0;
+    for (uint32_t l = 0; l < s->nlanes; l++)
+        left += s->lanes[l].ntails + s->lanes[l].untaken;
+    if (s3s__ledger_reserve(&s->ledger, s->ledger.n + left) != 0)
+        return S3S_ENOMEM; /* the drops below cannot fail half-way */
     for (uint32_t l = 0; l < s->nlanes; l++) {
         s3s__sched_lane *ln = &s->lanes[l];
         for (size_t i = 0; i < ln->ntails; i++)

@@ -111,6 +111,7 @@ void s3s__sched_stats_get(const s3s__sched *s, s3s__sched_stats *out)
     out->stale_refusals = s->stale_refusals;
     out->cache_hits = s->cache_hits;
     out->grants = s->grants;
+    out->internal_errors = s->apply_failures;
     for (uint32_t i = 0; i < s->nworkers; i++)
         if (s->workers[i].state == S3S__W_LIVE)
             out->workers_live++;

@@ -155,6 +155,7 @@ static void check_epoch(world *W)
     if (W->o.equal_steps == S3S__EQUAL_OFF)
         assert_int_equal(st.bytes_dropped, 0);
     assert_int_equal(st.active_leases, 0);
+    assert_int_equal(st.internal_errors, 0);
     if (W->o.equal_steps != S3S__EQUAL_OFF) {
         for (uint32_t r = 0; r < W->o.world_size; r++) {
             s3s__sched_rank_stats rs;
