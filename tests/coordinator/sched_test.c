@@ -657,6 +657,127 @@ static void test_rank_claimed_by_another_process(void **state)
     s3s__sched_destroy(f.s);
 }
 
+static void test_heartbeat_renews_leases(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_make(&f, S3S__DIST_DYNAMIC, 1, 2, 100, 0);
+    fx_begin(&f, 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 1, 0), 0);
+    s3s__sched_grant a = grant1(&f, 1, 0);
+    s3s__sched_reply r;
+    assert_int_equal(s3s__sched_heartbeat(f.s, 1, 900, &r), 0);
+    assert_int_equal(s3s__sched_heartbeat(f.s, 77, 900, &r), S3S_ENOTFOUND);
+    s3s__sched_tick(f.s, 1899);
+    assert_int_equal(count_type(&f.j, S3S__EV_EXPIRE), 0);
+    assert_int_equal(s3s__sched_progress(f.s, 1, a.token, 10, 0, 1899), 0);
+    s3s__sched_tick(f.s, 2899);
+    assert_int_equal(count_type(&f.j, S3S__EV_EXPIRE), 1);
+    s3s__sched_destroy(f.s);
+}
+
+static void test_equal_steps_sharded_quota_is_min_or_max_share(void **state)
+{
+    (void)state;
+    /* Rank 0 owns 3 item shards, rank 1 owns 1. */
+    uint32_t own[4] = {0, 0, 1, 0};
+    for (int mode = S3S__EQUAL_DROP; mode <= S3S__EQUAL_PAD; mode++) {
+        fixture f;
+        memset(&f, 0, sizeof(f));
+        s3s__sched_opts o;
+        s3s__sched_opts_init(&o);
+        o.dist = S3S__DIST_SHARDED_BY_S3KEY;
+        o.world_size = 2;
+        o.equal_steps = (s3s__equal)mode;
+        assert_int_equal(s3s__sched_create(&f.s, &o, on_event, &f.j, NULL), 0);
+        for (size_t i = 0; i < 4; i++) {
+            f.shards[i].id = 100 + i;
+            f.shards[i].size = 10;
+        }
+        f.order.shards = f.shards;
+        f.order.n = 4;
+        f.order.owner = own;
+        fx_begin(&f, 0);
+        s3s__sched_stats st;
+        s3s__sched_stats_get(f.s, &st);
+        assert_int_equal(st.quota, mode == S3S__EQUAL_DROP ? 1 : 3);
+        assert_int_equal(s3s__sched_hello(f.s, 1, 0, 1, 0), 0);
+        assert_int_equal(s3s__sched_hello(f.s, 2, 1, 1, 0), 0);
+        for (int step = 0; step < 8; step++) {
+            for (uint64_t w = 1; w <= 2; w++) {
+                s3s__sched_grant g[1];
+                s3s__sched_reply r;
+                assert_int_equal(s3s__sched_request(f.s, w, 1, 1, g, 1, &r), 0);
+                if (r.ngrants == 1) {
+                    /* Rank 1 pads by repeating its own shard. */
+                    if (w == 2)
+                        assert_int_equal(g[0].pos, 2);
+                    assert_int_equal(s3s__sched_done(f.s, w, g[0].token, 10, 0, 2), 0);
+                }
+            }
+        }
+        s3s__sched_stats_get(f.s, &st);
+        assert_int_equal(st.epoch_running, 0);
+        assert_int_equal(st.bytes_dropped, mode == S3S__EQUAL_DROP ? 20 : 0);
+        assert_int_equal(st.pad_samples, mode == S3S__EQUAL_DROP ? 0 : 2);
+        assert_int_equal(s3s__sched_ledger_verify(f.s, 1, NULL), 0);
+        s3s__sched_destroy(f.s);
+    }
+}
+
+static void test_apply_refuses_events_that_do_not_fit(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_make(&f, S3S__DIST_DYNAMIC, 2, 4, 100, 0);
+    s3s__errbuf eb;
+    s3s__sched_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_EPOCH_BEGIN;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EINVAL); /* no order */
+    ev.quota = 5;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, &f.order, &eb), S3S_EPROTO); /* quota */
+    s3s__sched_destroy(f.s);
+    fx_make(&f, S3S__DIST_DYNAMIC, 2, 4, 100, 0);
+    ev.quota = 0;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, &f.order, &eb), 0);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_JOIN;
+    ev.slot = 3; /* slots are given in order */
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    ev.slot = 0;
+    ev.worker_id = 1;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), 0);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_GRANT;
+    ev.token = 1;
+    ev.pos = 2; /* not at the cursor, and nothing is cached */
+    ev.end = 100;
+    ev.rec_end = 1;
+    ev.cap = 1;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), 0); /* Dynamic: any untaken pos */
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO); /* token reused */
+    ev.token = 2;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO); /* pos taken */
+    ev.pos = 9;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO); /* no such pos */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_COMMIT;
+    ev.token = 7;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    ev.token = 1;
+    ev.offset = 101;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_LEAVE; /* the worker still holds a lease */
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    ev.type = S3S__EV_EPOCH_DONE;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    ev.type = 99;
+    assert_int_equal(s3s__sched_apply(f.s, &ev, NULL, &eb), S3S_EPROTO);
+    s3s__sched_destroy(f.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,6 +796,9 @@ int main(void)
         cmocka_unit_test(test_ledger_walk_rows),
         cmocka_unit_test(test_worker_slots_reused_across_epochs),
         cmocka_unit_test(test_rank_claimed_by_another_process),
+        cmocka_unit_test(test_heartbeat_renews_leases),
+        cmocka_unit_test(test_equal_steps_sharded_quota_is_min_or_max_share),
+        cmocka_unit_test(test_apply_refuses_events_that_do_not_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
