@@ -623,13 +623,16 @@ static int check_commit(s3s__sched *s, uint64_t wid, uint64_t token, uint64_t of
     if (sh->records == 0) {
         records = offset == sh->size ? 1 : 0;
     } else if (records < le->rec_committed || records > le->rec_end ||
-               (records == le->rec_end) != (offset == le->end) ||
-               (offset == le->committed && records != le->rec_committed)) {
+               (records == le->rec_end && offset != le->end)) {
+        /* Both counters only move forward, and all records read means all
+         * bytes read. Records may advance without bytes: a pack can hold
+         * empty objects. */
         return S3S_EINVAL;
     }
     if (records - le->rec_start > le->cap)
         return S3S_EINVAL;
-    if (closing && offset != le->end && records - le->rec_start != le->cap)
+    /* done: the whole piece, or exactly the sample cap (equal steps). */
+    if (closing && records != le->rec_end && records - le->rec_start != le->cap)
         return S3S_EINVAL;
     ev->slot = slot;
     ev->rank = w->rank;
@@ -647,8 +650,8 @@ int s3s__sched_progress(s3s__sched *s, uint64_t wid, uint64_t token, uint64_t of
     if (rc != 0)
         return rc;
     uint32_t li = s3s__sched_lease_find(s, &s->workers[ev.slot], token);
-    if (offset == s->leases[li].committed)
-        return 0;
+    if (offset == s->leases[li].committed && ev.records == s->leases[li].rec_committed)
+        return 0; /* a repeat: nothing new to make durable */
     ev.type = S3S__EV_COMMIT;
     rc = emit(s, &ev);
     if (rc != 0)

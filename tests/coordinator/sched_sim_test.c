@@ -298,8 +298,6 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
         sh->id = 5000 + i * 7;
         sh->size = rnd(g) % 4 == 0 ? rnd(g) % 3 : rnd(g) % 5000;
         sh->records = rnd(g) % 2 ? 0 : 1 + (uint32_t)(rnd(g) % 12);
-        if (sh->size < sh->records)
-            sh->size = sh->records;
         if (sh->size > W->maxsize)
             W->maxsize = sh->size;
     }
