@@ -287,6 +287,11 @@ int s3s__sched_ledger_walk(const s3s__sched *s, int (*fn)(void *ctx, const s3s__
  * S3S_ECORRUPT with the first violation (lane, shard, offset) in eb. */
 int s3s__sched_ledger_verify(const s3s__sched *s, int complete, s3s__errbuf *eb);
 
+/* s3s__sched_audit recomputes every counter and cross-check of the state from
+ * scratch (leases, ranks, lanes, bitmap): 0, or S3S_ECORRUPT with the first
+ * broken invariant in eb. O(shards + leases): for tests and debugging. */
+int s3s__sched_audit(const s3s__sched *s, s3s__errbuf *eb);
+
 /* Memory held by the scheduler: per-shard state and ledger, in bytes. */
 void s3s__sched_memory(const s3s__sched *s, size_t *shard_bytes, size_t *ledger_bytes);
 

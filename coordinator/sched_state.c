@@ -327,6 +327,11 @@ static int apply_grant(s3s__sched *s, const s3s__sched_event *ev, s3s__errbuf *e
                      (unsigned long long)ev->token);
     s3s__sched_lane *ln = &s->lanes[ev->lane];
     if (ev->pad) {
+        const s3s__sched_shard *sh = &s->shards[ev->pos];
+        if (ev->start != 0 || ev->end != sh->size || ev->rec_start != 0 ||
+            ev->rec_end != s3s__shard_samples(sh))
+            return PROTO(eb, "sched: padding grant of token %llu is not a whole shard",
+                         (unsigned long long)ev->token);
         if (ln->pad_assigned + ev->cap > ln->pad_budget)
             return PROTO(eb, "sched: padding grant past the lane's budget");
     } else {
@@ -337,8 +342,15 @@ static int apply_grant(s3s__sched *s, const s3s__sched_event *ev, s3s__errbuf *e
                 break;
             }
         }
-        if (ti == SIZE_MAX) {
-            int ok = ev->start == 0 && ln->untaken > 0;
+        if (ti != SIZE_MAX) {
+            const s3s__sched_piece *p = &ln->tails[ti];
+            if (p->end != ev->end || p->rec_start != ev->rec_start || p->rec_end != ev->rec_end)
+                return PROTO(eb, "sched: grant of token %llu does not match its tail",
+                             (unsigned long long)ev->token);
+        } else {
+            const s3s__sched_shard *sh = &s->shards[ev->pos];
+            int ok = ev->start == 0 && ln->untaken > 0 && ev->end == sh->size &&
+                ev->rec_start == 0 && ev->rec_end == s3s__shard_samples(sh);
             if (ok && s->taken != NULL)
                 ok = !s3s__taken_get(s, ev->pos) && s->shards[ev->pos].aux_ == ev->lane;
             else if (ok)

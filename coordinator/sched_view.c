@@ -229,3 +229,98 @@ void s3s__sched_memory(const s3s__sched *s, size_t *shard_bytes, size_t *ledger_
     *shard_bytes = b;
     *ledger_bytes = s->ledger.alloc * sizeof(*s->ledger.v);
 }
+
+#define BAD(...) s3s__err_set(eb, S3S_ECORRUPT, __VA_ARGS__)
+
+int s3s__sched_audit(const s3s__sched *s, s3s__errbuf *eb)
+{
+    uint32_t R = s->o.world_size;
+    uint64_t active = 0;
+    uint64_t *assigned = calloc(R, sizeof(*assigned));
+    uint32_t *live = calloc(R, sizeof(*live));
+    uint64_t *pad = calloc(s->nlanes ? s->nlanes : 1, sizeof(*pad));
+    int rc = 0;
+    if (assigned == NULL || live == NULL || pad == NULL) {
+        rc = S3S_ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < s->nworkers && rc == 0; i++) {
+        const s3s__sched_worker *w = &s->workers[i];
+        if (w->nleases > s->o.max_inflight || (w->nleases > 0 && w->state != S3S__W_LIVE)) {
+            rc = BAD("audit: worker slot %u holds %u leases in state %d", i, w->nleases, w->state);
+            break;
+        }
+        for (uint32_t k = 0; k < w->nleases; k++) {
+            const s3s__sched_lease *le = &s->leases[w->lz[k]];
+            uint64_t lane = s->o.dist == S3S__DIST_DYNAMIC ? 0 : w->rank;
+            if (le->token == 0 || le->token >= s->next_token || le->slot != i || le->lane != lane ||
+                le->committed < le->start || le->committed > le->end ||
+                le->cap > le->rec_end - le->rec_start || le->rec_committed < le->rec_start ||
+                le->rec_committed - le->rec_start > le->cap || le->end > s->shards[le->pos].size) {
+                rc = BAD("audit: lease token %llu of slot %u is inconsistent",
+                         (unsigned long long)le->token, i);
+                break;
+            }
+            uint64_t rest = le->cap - (le->rec_committed - le->rec_start);
+            assigned[w->rank] += rest;
+            live[w->rank]++;
+            if (le->pad)
+                pad[le->lane] += rest;
+            active++;
+        }
+    }
+    if (rc == 0 && active != s->active)
+        rc = BAD("audit: %llu live leases, counter says %llu", (unsigned long long)active,
+                 (unsigned long long)s->active);
+    uint32_t full = 0;
+    for (uint32_t r = 0; r < R && rc == 0; r++) {
+        const s3s__sched_rank *rk = &s->ranks[r];
+        if (rk->samples_assigned != rk->samples_committed + assigned[r] ||
+            rk->live_leases != live[r])
+            rc = BAD("audit: rank %u assigned %llu, committed %llu + in flight %llu", r,
+                     (unsigned long long)rk->samples_assigned,
+                     (unsigned long long)rk->samples_committed, (unsigned long long)assigned[r]);
+        else if (s->o.equal_steps != S3S__EQUAL_OFF && rk->samples_assigned > s->quota)
+            rc = BAD("audit: rank %u assigned %llu samples over the quota %llu", r,
+                     (unsigned long long)rk->samples_assigned, (unsigned long long)s->quota);
+        if (s->o.equal_steps != S3S__EQUAL_OFF && rk->samples_committed >= s->quota)
+            full++;
+    }
+    if (rc == 0 && s->o.equal_steps != S3S__EQUAL_OFF && s->began && full != s->ranks_full)
+        rc = BAD("audit: %u ranks at the quota, counter says %u", full, s->ranks_full);
+    uint64_t open = active, pad_sum = 0, pad_flight = 0;
+    for (uint32_t l = 0; l < s->nlanes && rc == 0; l++) {
+        const s3s__sched_lane *ln = &s->lanes[l];
+        uint32_t untaken = 0;
+        for (uint32_t i = 0; i < ln->len; i++) {
+            uint32_t p = s3s__lane_seq(s, ln, i);
+            int taken = s->taken != NULL ? s3s__taken_get(s, p) : i < ln->cursor;
+            if (i < ln->cursor && !taken) {
+                rc = BAD("audit: lane %u shard %u behind the cursor but never granted", l, p);
+                break;
+            }
+            untaken += !taken;
+        }
+        if (rc == 0 && untaken != ln->untaken)
+            rc = BAD("audit: lane %u has %u untaken shards, counter says %u", l, untaken,
+                     ln->untaken);
+        pad_sum += ln->pad_assigned;
+        pad_flight += pad[l];
+        if (rc == 0 && ln->pad_assigned > ln->pad_budget)
+            rc = BAD("audit: lane %u padding over its budget", l);
+        open += ln->untaken + ln->ntails;
+    }
+    /* pad_assigned = padding committed + padding in flight (the budget use). */
+    if (rc == 0 && pad_sum != s->pad_samples + pad_flight)
+        rc = BAD("audit: padding assigned %llu, committed %llu + in flight %llu",
+                 (unsigned long long)pad_sum, (unsigned long long)s->pad_samples,
+                 (unsigned long long)pad_flight);
+    if (rc == 0 && open != s->open)
+        rc = BAD("audit: %llu open pieces, counter says %llu", (unsigned long long)open,
+                 (unsigned long long)s->open);
+out:
+    free(assigned);
+    free(live);
+    free(pad);
+    return rc;
+}

@@ -330,11 +330,10 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
         } else {
             worker_step(W, r);
         }
-        if (step % 97 == 0) {
-            s3s__errbuf eb;
-            if (s3s__sched_ledger_verify(W->s, 0, &eb) != 0)
-                fail_msg("seed %llu step %ld: %s", (unsigned long long)seed, step, eb.msg);
-        }
+        s3s__errbuf eb;
+        if (s3s__sched_audit(W->s, &eb) != 0 ||
+            (step % 97 == 0 && s3s__sched_ledger_verify(W->s, 0, &eb) != 0))
+            fail_msg("seed %llu step %ld: %s", (unsigned long long)seed, step, eb.msg);
         for (; seen < W->j.n; seen++) {
             if (W->j.ev[seen].type != S3S__EV_EPOCH_DONE)
                 continue;
