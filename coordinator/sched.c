@@ -295,6 +295,7 @@ int s3s__sched_epoch_begin(s3s__sched *s, uint64_t epoch, const s3s__sched_order
     s3s__sched_event ev = {0};
     ev.type = S3S__EV_EPOCH_BEGIN;
     ev.epoch = epoch;
+    ev.quota = UINT64_MAX;
     int rc = s3s__sched_apply_event(s, &ev, order, eb);
     if (rc != 0)
         return rc;

@@ -46,7 +46,8 @@ static void compact_workers(s3s__sched *s)
     }
 }
 
-static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *eb)
+static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, uint64_t expect_quota,
+                       s3s__errbuf *eb)
 {
     uint32_t R = s->o.world_size;
     if (ord == NULL)
@@ -100,58 +101,14 @@ static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *
             }
         }
         lanes[own].len++;
+        lanes[own].samples_total += s3s__shard_samples(&ord->shards[i]);
     }
-    /* Commit: nothing below fails. */
-    if (sh != s->shards) {
-        free(s->shards);
-        s->shards = sh;
-        s->shards_alloc = n;
-    }
-    for (uint32_t l = 0; l < s->nlanes; l++)
-        free(s->lanes[l].tails);
-    free(s->lanes);
-    free(s->lane_pos);
-    free(s->taken);
-    s->lanes = lanes;
-    s->nlanes = nl;
-    s->lane_pos = lp;
-    s->taken = tk;
-    s->nshards = n;
-
-    uint64_t samples = 0, bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        sh[i] = ord->shards[i];
-        sh[i].aux_ = sharded
-            ? (ord->owner ? ord->owner[i] : ord->owner_fn(ord->owner_ctx, i, ord->shards[i].id))
-            : 0;
-        samples += s3s__shard_samples(&sh[i]);
-        bytes += sh[i].size;
-    }
-    if (sharded) {
-        uint32_t off = 0;
-        for (uint32_t l = 0; l < nl; l++) {
-            lanes[l].seq = lp + off;
-            off += lanes[l].len;
-            lanes[l].cursor = 0; /* reused below as a fill index */
-        }
-        for (size_t i = 0; i < n; i++) {
-            s3s__sched_lane *ln = &lanes[sh[i].aux_];
-            lp[(ln->seq - lp) + ln->cursor++] = (uint32_t)i;
-        }
-        for (uint32_t l = 0; l < nl; l++)
-            lanes[l].cursor = 0;
-        for (size_t i = 0; i < n; i++)
-            lanes[sh[i].aux_].samples_total += s3s__shard_samples(&sh[i]);
-    } else if (s->o.dist == S3S__DIST_FULLY_REPLICATED) {
-        for (uint32_t l = 0; l < nl; l++) {
-            lanes[l].len = (uint32_t)n;
-            lanes[l].samples_total = samples;
-        }
-    } else {
-        lanes[0].samples_total = samples;
-    }
+    uint64_t samples = lanes[0].samples_total, bytes = 0;
+    for (uint32_t l = 1; sharded && l < nl; l++)
+        samples += lanes[l].samples_total;
     for (uint32_t l = 0; l < nl; l++) {
-        lanes[l].untaken = lanes[l].len;
+        if (s->o.dist == S3S__DIST_FULLY_REPLICATED)
+            lanes[l].samples_total = samples;
         lanes[l].nranks = s->o.dist == S3S__DIST_DYNAMIC ? R : 1;
     }
 
@@ -177,6 +134,60 @@ static int build_epoch(s3s__sched *s, const s3s__sched_order *ord, s3s__errbuf *
             }
         }
     }
+    if (expect_quota != UINT64_MAX && expect_quota != q) {
+        if (sh != s->shards)
+            free(sh);
+        free(lp);
+        free(tk);
+        free(lanes);
+        return s3s__err_set(eb, S3S_EPROTO, "sched: epoch quota %llu, the journal says %llu",
+                            (unsigned long long)q, (unsigned long long)expect_quota);
+    }
+
+    /* Commit: nothing below fails. */
+    if (sh != s->shards) {
+        free(s->shards);
+        s->shards = sh;
+        s->shards_alloc = n;
+    }
+    for (uint32_t l = 0; l < s->nlanes; l++)
+        free(s->lanes[l].tails);
+    free(s->lanes);
+    free(s->lane_pos);
+    free(s->taken);
+    s->lanes = lanes;
+    s->nlanes = nl;
+    s->lane_pos = lp;
+    s->taken = tk;
+    s->nshards = n;
+
+    for (size_t i = 0; i < n; i++) {
+        sh[i] = ord->shards[i];
+        sh[i].aux_ = sharded
+            ? (ord->owner ? ord->owner[i] : ord->owner_fn(ord->owner_ctx, i, ord->shards[i].id))
+            : 0;
+        bytes += sh[i].size;
+    }
+    if (sharded) {
+        uint32_t off = 0;
+        for (uint32_t l = 0; l < nl; l++) {
+            lanes[l].seq = lp + off;
+            off += lanes[l].len;
+            lanes[l].cursor = 0; /* reused below as a fill index */
+        }
+        for (size_t i = 0; i < n; i++) {
+            s3s__sched_lane *ln = &lanes[sh[i].aux_];
+            lp[(ln->seq - lp) + ln->cursor++] = (uint32_t)i;
+        }
+        for (uint32_t l = 0; l < nl; l++)
+            lanes[l].cursor = 0;
+    } else if (s->o.dist == S3S__DIST_FULLY_REPLICATED) {
+        for (uint32_t l = 0; l < nl; l++)
+            lanes[l].len = (uint32_t)n;
+    }
+    for (uint32_t l = 0; l < nl; l++)
+        lanes[l].untaken = lanes[l].len;
+
     s->quota = q;
     s->samples_total = samples;
     s->shards_total = (uint64_t)n * (s->o.dist == S3S__DIST_FULLY_REPLICATED ? R : 1);
@@ -529,7 +540,9 @@ int s3s__sched_apply_event(s3s__sched *s, const s3s__sched_event *ev, const s3s_
     case S3S__EV_EPOCH_BEGIN: {
         if (s->running || (s->began && ev->epoch <= s->epoch))
             return PROTO(eb, "sched: epoch %llu cannot begin now", (unsigned long long)ev->epoch);
-        int rc = build_epoch(s, order, eb);
+        /* The journaled quota must match the one this order gives (UINT64_MAX:
+         * a live epoch begin, nothing to compare). */
+        int rc = build_epoch(s, order, ev->quota, eb);
         if (rc != 0)
             return rc;
         s->epoch = ev->epoch;
@@ -567,10 +580,5 @@ int s3s__sched_apply(s3s__sched *s, const s3s__sched_event *ev, const s3s__sched
     if (ev->type != S3S__EV_EPOCH_BEGIN && ev->epoch != s->epoch)
         return PROTO(eb, "sched: event of epoch %llu during epoch %llu",
                      (unsigned long long)ev->epoch, (unsigned long long)s->epoch);
-    int rc = s3s__sched_apply_event(s, ev, order, eb);
-    if (rc == 0 && ev->type == S3S__EV_EPOCH_BEGIN && ev->quota != s->quota)
-        return PROTO(eb, "sched: epoch %llu quota %llu, journal says %llu",
-                     (unsigned long long)ev->epoch, (unsigned long long)s->quota,
-                     (unsigned long long)ev->quota);
-    return rc;
+    return s3s__sched_apply_event(s, ev, order, eb);
 }
