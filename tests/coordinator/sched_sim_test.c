@@ -283,7 +283,7 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
     W->o.equal_steps = (s3s__equal)(rnd(g) % 3);
     W->o.max_inflight = 1 + (uint32_t)(rnd(g) % 4);
     W->o.lease_ttl_ms = 200;
-    W->o.max_workers = 1u << 16;
+    W->o.max_workers = 4096;
     if (force_dist >= 0)
         W->o.dist = (s3s__dist)force_dist;
     if (force_equal >= 0)
