@@ -214,12 +214,75 @@ static void test_worker_slots_reused_across_epochs(void **state)
     s3s__sched_destroy(f.s);
 }
 
+static void test_compact_rebuilds_state_and_keeps_tokens_increasing(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_make(&f, S3S__DIST_DYNAMIC, 2, 2, 100, 0);
+    fx_begin(&f, 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 0, 1, 0), 0);
+    assert_int_equal(s3s__sched_hello(f.s, 2, 1, 1, 0), 0);
+    assert_int_equal(s3s__sched_hello(f.s, 3, 1, 2, 0), 0); /* replaces worker 2 */
+    assert_int_equal(s3s__sched_compact(f.s, on_event, &f.j), 0); /* fresh epoch: fine */
+    f.j.n = 0;
+    s3s__sched_grant a = grant1(&f, 1, 1);
+    s3s__sched_grant b = grant1(&f, 3, 1);
+    journal cj;
+    memset(&cj, 0, sizeof(cj));
+    assert_int_equal(s3s__sched_compact(f.s, on_event, &cj), S3S_EBUSY); /* leases live */
+    assert_int_equal(s3s__sched_done(f.s, 1, a.token, 100, 0, 2), 0);
+    assert_int_equal(s3s__sched_drain(f.s, 3, 2), 0); /* tail re-issued, one drain */
+    s3s__sched_grant c = grant1(&f, 1, 3);
+    assert_int_equal(s3s__sched_done(f.s, 1, c.token, 100, 0, 3), 0);
+    assert_int_equal(count_type(&f.j, S3S__EV_EPOCH_DONE), 1);
+    fx_begin(&f, 1);
+    assert_int_equal(s3s__sched_hello(f.s, 3, 1, 3, 4), 0);
+    /* Worker 3 drained after the boundary: RESTORE, EPOCH_BEGIN, JOIN 1,
+     * JOIN 3 + LEAVE (drained). */
+    assert_int_equal(s3s__sched_drain(f.s, 3, 4), 0);
+    assert_int_equal(s3s__sched_compact(f.s, on_event, &cj), 0);
+    assert_int_equal(cj.n, 5);
+    assert_int_equal(cj.ev[0].type, S3S__EV_RESTORE);
+    assert_int_equal(cj.ev[1].type, S3S__EV_EPOCH_BEGIN);
+    assert_int_equal(cj.ev[2].type, S3S__EV_JOIN);
+    assert_int_equal(cj.ev[2].worker_id, 1);
+    assert_int_equal(cj.ev[4].type, S3S__EV_LEAVE);
+    assert_int_equal(cj.ev[4].reason, S3S__WHY_DRAIN);
+
+    journal rj;
+    memset(&rj, 0, sizeof(rj));
+    s3s__sched *r = NULL;
+    s3s__sched_opts o;
+    s3s__sched_opts_init(&o);
+    o.world_size = 2;
+    o.lease_ttl_ms = 1000;
+    assert_int_equal(s3s__sched_create(&r, &o, on_event, &rj, NULL), 0);
+    s3s__errbuf eb;
+    for (size_t i = 0; i < cj.n; i++)
+        assert_int_equal(s3s__sched_apply(r, &cj.ev[i], &f.order, &eb), 0);
+    assert_true(s3s__sched_digest(r) == s3s__sched_digest(f.s));
+    s3s__sched_stats st;
+    s3s__sched_stats_get(r, &st);
+    assert_int_equal(st.drains, 2);
+    /* A RESTORE in the middle of a journal is refused. */
+    assert_int_equal(s3s__sched_apply(r, &cj.ev[0], NULL, &eb), S3S_EPROTO);
+    /* Tokens go on increasing after the compacted replay. */
+    s3s__sched_grant g[1];
+    s3s__sched_reply rep;
+    assert_int_equal(s3s__sched_request(r, 1, 1, 10, g, 1, &rep), 0);
+    assert_int_equal(rep.ngrants, 1);
+    assert_true(g[0].token > c.token && c.token > b.token);
+    s3s__sched_destroy(r);
+    s3s__sched_destroy(f.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_reproduces_state_and_recover_expires),
         cmocka_unit_test(test_apply_refuses_events_that_do_not_fit),
         cmocka_unit_test(test_worker_slots_reused_across_epochs),
+        cmocka_unit_test(test_compact_rebuilds_state_and_keeps_tokens_increasing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
