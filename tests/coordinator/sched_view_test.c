@@ -208,6 +208,37 @@ static void test_stats_and_memory(void **state)
     s3s__sched_destroy(f.s);
 }
 
+static int collect_lease(void *ctx, const s3s__lease_row *row)
+{
+    s3s__lease_row *out = ctx;
+    *out = *row;
+    return 7;
+}
+
+static void test_leases_walk(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_make(&f, S3S__DIST_DYNAMIC, 2, 4, 100, 0);
+    fx_begin(&f, 0);
+    assert_int_equal(s3s__sched_hello(f.s, 1, 1, 3, 0), 0);
+    s3s__lease_row row;
+    memset(&row, 0, sizeof(row));
+    assert_int_equal(s3s__sched_leases_walk(f.s, collect_lease, &row), 0); /* none */
+    s3s__sched_grant a = grant1(&f, 1, 10);
+    assert_int_equal(s3s__sched_progress(f.s, 1, a.token, 30, 0, 20), 0);
+    assert_int_equal(s3s__sched_leases_walk(f.s, collect_lease, &row), 7);
+    assert_int_equal(row.worker_id, 1);
+    assert_int_equal(row.rank, 1);
+    assert_int_equal(row.shard_id, a.shard_id);
+    assert_int_equal(row.start, 0);
+    assert_int_equal(row.committed, 30);
+    assert_int_equal(row.end, 100);
+    assert_int_equal(row.token, a.token);
+    assert_int_equal(row.expiry_ms, 20 + 1000);
+    s3s__sched_destroy(f.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_audit_detects_broken_counters),
         cmocka_unit_test(test_digest_ignores_soft_state),
         cmocka_unit_test(test_stats_and_memory),
+        cmocka_unit_test(test_leases_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
