@@ -50,7 +50,8 @@ typedef struct s3s__sched_opts {
     uint64_t lease_ttl_ms; /* lease time to live after the worker's last message; default 30000 */
     uint32_t cache_window; /* look-ahead for cache-preferred grants; default 64, 0 = off */
     s3s__equal equal_steps; /* default OFF */
-    uint32_t max_workers; /* registered workers (all incarnations); default 4 * world_size + 64 */
+    uint32_t max_workers; /* workers registered in one epoch (all incarnations); default
+                           * 16 * world_size + 1024 */
     uint32_t max_cache_ids; /* cached shard ids kept per worker; default 1 << 20 */
 } s3s__sched_opts;
 
