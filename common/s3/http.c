@@ -734,13 +734,24 @@ int s3s__http_wait(s3s_s3 *s3, s3s__xfer **out)
         collect(s3);
         if (h->done != NULL)
             continue;
+        /* Attempts that just failed are now in backoff: wait no longer than
+         * the first deadline. */
+        uint64_t now = now_ms();
+        for (s3s__xfer *q = h->queue; q != NULL; q = q->priv->next) {
+            if (q->priv->deadline_ms <= now && h->active >= s3->opts.max_connections)
+                continue; /* ready, waiting for a slot: a finishing transfer wakes us */
+            long d = q->priv->deadline_ms > now ? (long)(q->priv->deadline_ms - now) : 0;
+            if (d < wait)
+                wait = d;
+        }
         if (h->active == 0 && wait > 0) {
             /* Only backoffs pending: sleep until the first deadline. */
             struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
-        curl_multi_poll(h->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
+        if (wait > 0)
+            curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
     }
 }
 
