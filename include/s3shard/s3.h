@@ -84,6 +84,16 @@ typedef int (*s3s_s3_list_cb)(void *ud, const char *key, uint64_t size, const ch
 S3S_API int s3s_s3_list(s3s_s3 *s3, const char *bucket, const char *prefix, const char *start_after,
                         s3s_s3_list_cb cb, void *ud);
 
+/* s3s_s3_prefix_cb is called once per common prefix ("folder/") of a
+ * one-level listing. Return 0 to go on, non-zero to stop. */
+typedef int (*s3s_s3_prefix_cb)(void *ud, const char *prefix);
+
+/* s3s_s3_list_dir lists one level under prefix with delimiter '/', like
+ * `aws s3 ls`: objects directly under prefix go to cb, sub-folders to pcb
+ * (may be NULL), each in key order per page. */
+S3S_API int s3s_s3_list_dir(s3s_s3 *s3, const char *bucket, const char *prefix, s3s_s3_list_cb cb,
+                            s3s_s3_prefix_cb pcb, void *ud);
+
 /* s3s_s3_list_parallel lists the same objects as s3s_s3_list, splitting the key
  * space into ranges listed concurrently (see the README: "Parallel listing").
  * cb is still called in key order, from the calling thread. parallelism 0 means
@@ -107,7 +117,7 @@ S3S_API int s3s_s3_get(s3s_s3 *s3, const char *bucket, const char *key, uint64_t
                        const char *if_match, s3s_s3_write_cb cb, void *ud, s3s_s3_objinfo *info);
 
 /* s3s_s3_get_parallel is s3s_s3_get for big ranges: it fetches range_chunk
- * pieces over up to `connections` connections (0: max_connections) and still
+ * pieces over up to `connections` connections (0: min(8, max_connections)) and still
  * delivers bytes to cb in order, holding at most connections*range_chunk bytes. */
 S3S_API int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_t off,
                                 uint64_t len, unsigned connections, s3s_s3_write_cb cb, void *ud,
