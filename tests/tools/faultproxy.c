@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -141,14 +142,17 @@ static int hexval(int c)
     return -1;
 }
 
-/* pct_decode decodes %XX in [s, s+n) into out (cap outsz, NUL-terminated). */
-static void pct_decode(const char *s, size_t n, char *out, size_t outsz)
+/* pct_decode decodes %XX in [s, s+n) into out (cap outsz, NUL-terminated);
+ * with plus_space (query strings, HTML forms) '+' also means a space. */
+static void pct_decode(const char *s, size_t n, char *out, size_t outsz, int plus_space)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < outsz; i++) {
         if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
+        } else if (plus_space && s[i] == '+') {
+            out[o++] = ' ';
         } else {
             out[o++] = s[i];
         }
@@ -278,7 +282,7 @@ static int config_apply(config *c, const char *text, char *err, size_t errsz)
         }
         *eq = '\0';
         char val[512];
-        pct_decode(eq + 1, strlen(eq + 1), val, sizeof(val));
+        pct_decode(eq + 1, strlen(eq + 1), val, sizeof(val), 0);
         if (config_set(&tmp, tok, val, err, errsz) != 0) {
             rc = -1;
             break;
@@ -488,6 +492,7 @@ typedef struct sink {
     long long cut_at; /* -1: none; else stop after this many bytes */
     int cut_rc; /* rc when cut: 1 */
     unsigned long long *counter;
+    int *pipefd; /* a pipe for splice(2), or NULL; used when nothing is shaped or cut */
 } sink;
 
 /* sink_write relays up to n bytes; *done receives how many were consumed.
@@ -526,12 +531,46 @@ static int sink_write(sink *s, const char *p, size_t n, size_t *done)
     return 0;
 }
 
+/* splice_n moves n bytes from fd to the sink's socket through its pipe without
+ * copying them to user space (the fast path when no fault or cap applies). */
+static int splice_n(int from, sink *s, unsigned long long n)
+{
+    int *pf = s->pipefd;
+    while (n > 0) {
+        size_t want = n > (1u << 20) ? (1u << 20) : (size_t)n;
+        ssize_t got = splice(from, NULL, pf[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        size_t left = (size_t)got;
+        while (left > 0) {
+            ssize_t put = splice(pf[0], NULL, s->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+            if (put < 0 && errno == EINTR)
+                continue;
+            if (put <= 0)
+                return -1;
+            left -= (size_t)put;
+        }
+        s->sent += (unsigned long long)got;
+        if (s->counter)
+            __atomic_fetch_add(s->counter, (unsigned long long)got, __ATOMIC_RELAXED);
+        n -= (unsigned long long)got;
+    }
+    return 0;
+}
+
 /* copy_n relays exactly n bytes from r to s. Returns 0, 1 (cut), -1 (error/EOF). */
 static int copy_n(rd *r, sink *s, unsigned long long n)
 {
     while (n > 0) {
-        if (r->start == r->end && rd_fill(r) <= 0)
-            return -1;
+        if (r->start == r->end) {
+            if (s->pipefd != NULL && s->pipefd[0] >= 0 && s->fd >= 0 && s->bw == 0 &&
+                s->cut_at < 0 && n >= 65536)
+                return splice_n(r->fd, s, n);
+            if (rd_fill(r) <= 0)
+                return -1;
+        }
         size_t m = r->end - r->start;
         if (m > n)
             m = (size_t)n;
@@ -783,7 +822,7 @@ static int query_param(const char *q, const char *name, char *out, size_t outsz)
         const char *amp = strchr(q, '&');
         size_t len = amp ? (size_t)(amp - q) : strlen(q);
         if (len > nl && strncmp(q, name, nl) == 0 && q[nl] == '=') {
-            pct_decode(q + nl + 1, len - nl - 1, out, outsz);
+            pct_decode(q + nl + 1, len - nl - 1, out, outsz, 1);
             return 1;
         }
         q = amp ? amp + 1 : NULL;
@@ -877,6 +916,7 @@ static const char internal_xml[] =
 typedef struct conn {
     int cfd;
     int ufd;
+    int pipe_up[2], pipe_down[2];
     rd cr, ur;
     char *chead, *uhead;
 } conn;
@@ -934,7 +974,7 @@ static int serve_one(conn *c)
     /* The key: the percent-decoded path, without the query. */
     char key[KEY_MAX];
     const char *qm = strchr(rq.target, '?');
-    pct_decode(rq.target, qm ? (size_t)(qm - rq.target) : strlen(rq.target), key, sizeof(key));
+    pct_decode(rq.target, qm ? (size_t)(qm - rq.target) : strlen(rq.target), key, sizeof(key), 0);
     config cfg;
     enum fault f = decide(rq.method, key, &cfg);
     if (!G.quiet && f != F_NONE)
@@ -987,7 +1027,8 @@ static int serve_one(conn *c)
                    .bw = cfg.bandwidth,
                    .t0 = now_ns(),
                    .cut_at = -1,
-                   .counter = &G.bytes_up};
+                   .counter = &G.bytes_up,
+                   .pipefd = c->pipe_up};
         int rc = rq.chunked ? copy_chunked(&c->cr, &up)
                             : copy_n(&c->cr, &up, (unsigned long long)rq.clen);
         if (rc != 0)
@@ -1023,7 +1064,8 @@ static int serve_one(conn *c)
                  .bw = cfg.bandwidth,
                  .t0 = now_ns(),
                  .cut_at = cut >= 0 ? cut : -1,
-                 .counter = &G.bytes_down};
+                 .counter = &G.bytes_down,
+                 .pipefd = c->pipe_down};
     int rc = 0;
     if (no_body)
         rc = 0;
@@ -1079,6 +1121,14 @@ static void *conn_main(void *arg)
     conn *c = arg;
     c->cr.fd = c->cfd;
     c->ufd = -1;
+    if (pipe2(c->pipe_up, O_CLOEXEC) != 0)
+        c->pipe_up[0] = c->pipe_up[1] = -1;
+    if (pipe2(c->pipe_down, O_CLOEXEC) != 0)
+        c->pipe_down[0] = c->pipe_down[1] = -1;
+    if (c->pipe_down[0] >= 0)
+        fcntl(c->pipe_down[0], F_SETPIPE_SZ, 1 << 20);
+    if (c->pipe_up[0] >= 0)
+        fcntl(c->pipe_up[0], F_SETPIPE_SZ, 1 << 20);
     c->cr.buf = malloc(BUF_SIZE);
     c->ur.buf = malloc(BUF_SIZE);
     c->chead = malloc(HEAD_MAX + 1);
@@ -1097,6 +1147,12 @@ static void *conn_main(void *arg)
     }
     if (c->ufd >= 0)
         close(c->ufd);
+    for (int i = 0; i < 2; i++) {
+        if (c->pipe_up[i] >= 0)
+            close(c->pipe_up[i]);
+        if (c->pipe_down[i] >= 0)
+            close(c->pipe_down[i]);
+    }
     free(c->cr.buf);
     free(c->ur.buf);
     free(c->chead);
