@@ -538,14 +538,14 @@ static int splice_n(int from, sink *s, unsigned long long n)
     int *pf = s->pipefd;
     while (n > 0) {
         size_t want = n > (1u << 20) ? (1u << 20) : (size_t)n;
-        ssize_t got = splice(from, NULL, pf[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
+        ssize_t got = splice(from, NULL, pf[1], NULL, want, SPLICE_F_MOVE);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             return -1;
         size_t left = (size_t)got;
         while (left > 0) {
-            ssize_t put = splice(pf[0], NULL, s->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+            ssize_t put = splice(pf[0], NULL, s->fd, NULL, left, SPLICE_F_MOVE);
             if (put < 0 && errno == EINTR)
                 continue;
             if (put <= 0)
