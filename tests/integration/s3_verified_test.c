@@ -46,6 +46,7 @@ static int setup(void **state)
 {
     static env e;
     memset(&e, 0, sizeof(e));
+    *state = &e; /* teardown runs even when setup fails */
     const char *const buckets[] = {"bkt", NULL};
     if (s3s_test_s3rver_start(&e.srv, buckets) != 0 ||
         s3s_test_sigv4proxy_start(&e.verify, e.srv.port, NULL) != 0)

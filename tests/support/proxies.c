@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,9 @@ static int spawn_port(s3s_test_proxy *p, char *const argv[])
         return -1;
     }
     if (pid == 0) {
+        /* die with the test: a crashed test must not leave proxies holding
+         * ctest's output pipes open */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);

@@ -15,6 +15,7 @@ static int chain_up(void **state)
 {
     static chain c;
     memset(&c, 0, sizeof(c));
+    *state = &c; /* teardown runs even when setup fails */
     const char *const buckets[] = {"bkt", NULL};
     if (s3s_test_s3rver_start(&c.srv, buckets) != 0)
         return -1;
