@@ -18,7 +18,9 @@
  * Usage: s3shard-faultproxy --upstream HOST:PORT [--listen PORT] [--NAME VALUE]...
  * where NAME is any configuration key (see usage()). The chosen port is printed
  * on stdout as the first line. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
