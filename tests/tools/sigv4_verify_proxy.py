@@ -387,7 +387,10 @@ class Handler(BaseHTTPRequestHandler):
             chunked = True
         self.end_headers()
         while True:
-            b = resp.read(COPY_CHUNK) if self.command != 'HEAD' else b''
+            # Read even a HEAD reply (b''): http.client keeps an unread response
+            # pending, and the next request on the connection would be sent
+            # and then fail with ResponseNotReady, so retried: a PUT twice.
+            b = resp.read(COPY_CHUNK)
             if not b:
                 break
             if chunked:
