@@ -28,10 +28,15 @@ mapfile -t H < <(bench_auth_headers)
 curl -sS --fail -o /dev/null -T "$S3S_TMP/big" "${H[@]}" "$S3S_S3RVER_URL/bench/big" || exit 1
 rm -f "$S3S_TMP/big"
 echo "setup: ${SIZE_MB} MiB object uploaded (s3rver $S3S_S3RVER_PORT, proxies $FREE_PORT, $S3S_FP_PORT)"
-have=1
-bench_have_s3shard cat || { have=0; echo "note: $S3SHARD_BIN has no 'cat' yet: s3shard rows n/a"; }
-
-ours() { "$S3SHARD_BIN" --endpoint "$1" --path-style cat s3://bench/big; }
+have=1 LIB=$S3SHARD_BUILD_DIR/bench/s3_client_bench
+if bench_have_s3shard cat; then
+  ours() { "$S3SHARD_BIN" --endpoint "$1" --path-style cat s3://bench/big; }
+elif [ -x "$LIB" ]; then
+  echo "note: no 's3shard cat' yet: measuring the library (bench/s3_client_bench, s3s_s3_get_parallel)"
+  ours() { "$LIB" "$1" cat bench big 2>/dev/null; }
+else
+  have=0; echo "note: neither 's3shard cat' nor bench/s3_client_bench: s3shard rows n/a"
+fi
 curl_get() { curl -sS --fail "$1/bench/big"; }
 rclone_cat() { bench_rclone "$1" cat b:bench/big; }
 # One checked run of each tool first: the right bytes, or the numbers mean nothing.

@@ -21,15 +21,21 @@ s3s_start_faultproxy "$S3S_S3RVER_PORT" --delay_ms "$DELAY" || exit 1
 t0=$(date +%s)
 bench_put_many "$S3S_S3RVER_URL/bench/data/k" "$KEYS" || { echo "upload failed" >&2; exit 1; }
 echo "setup: $KEYS keys uploaded in $(($(date +%s) - t0)) s (s3rver $S3S_S3RVER_PORT, proxy $S3S_FP_PORT)"
-have=1
-bench_have_s3shard ls || { have=0; echo "note: $S3SHARD_BIN has no 'ls' yet: s3shard column n/a"; }
+have=1 LIB=$S3SHARD_BUILD_DIR/bench/s3_client_bench
+if bench_have_s3shard ls; then
+  ours() { count_ok "$S3SHARD_BIN" --endpoint "$1" --path-style ls --recursive s3://bench/data/; }
+elif [ -x "$LIB" ]; then
+  echo "note: no 's3shard ls' yet: measuring the library (bench/s3_client_bench, s3s_s3_list_parallel)"
+  ours() { count_ok "$LIB" "$1" ls bench data/; }
+else
+  have=0; echo "note: neither 's3shard ls' nor bench/s3_client_bench: s3shard column n/a"
+fi
 
 count_ok() { # count_ok CMD...: run, check the number of lines is KEYS
   local n
   n=$("$@" 2>/dev/null | wc -l)
   [ "$n" = "$KEYS" ] || { echo "wrong count: $n lines from $1" >&2; return 1; }
 }
-ours() { count_ok "$S3SHARD_BIN" --endpoint "$1" --path-style ls --recursive s3://bench/data/; }
 peer() { count_ok bench_rclone "$1" lsf -R b:bench/data/; }
 
 printf '\n%-22s %12s %12s %12s %12s %8s\n' scenario "s3shard s" "keys/s" "rclone s" "keys/s" ratio
