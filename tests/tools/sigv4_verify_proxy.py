@@ -347,7 +347,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def forward(self, body, size):
         for attempt in (0, 1):
-            if self.upstream is None:
+            fresh = self.upstream is None
+            if fresh:
                 self.upstream = http.client.HTTPConnection(*CONFIG['upstream'], timeout=300)
             try:
                 up = self.upstream
@@ -369,10 +370,11 @@ class Handler(BaseHTTPRequestHandler):
                 resp = up.getresponse()
                 break
             except (ConnectionError, http.client.HTTPException, socket.timeout, OSError):
-                # A kept-alive upstream connection the server had closed: retry once.
+                # Only a kept-alive connection the server had closed is retried
+                # (once, on a new connection); a failure on a fresh one is final.
                 self.upstream.close()
                 self.upstream = None
-                if attempt == 1:
+                if attempt == 1 or fresh:
                     self.reply(502, b'upstream failed\n', 'text/plain', close=True)
                     return
         self.send_response_only(resp.status, resp.reason)
