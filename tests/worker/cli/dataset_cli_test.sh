@@ -71,7 +71,7 @@ d=$("$S3SHARD" plan --job "$work/job.json" --channel train --epoch 0 --rank 2 --
 "$S3SHARD" snapshot show "$work/s.snap" --keys | tail -n +6 | cut -f1 | cmp -s - "$work/full" || fail "FullyReplicated share"
 # json format
 "$S3SHARD" plan --job "$work/job.json" --channel train --epoch 1 --rank 0 --world-size 2 --format json >"$work/p.json"
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['world_size']==2 and d['object_count']==len(d['objects'])" "$work/p.json" || fail "json output"
+/usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['world_size']==2 and d['object_count']==len(d['objects'])" "$work/p.json" || fail "json output"
 # errors: no topology, unknown channel, bad flags
 if env -u RANK -u OMPI_COMM_WORLD_RANK -u PMI_RANK -u SLURM_PROCID "$S3SHARD" plan --job "$work/job.json" --channel train --epoch 0 --resource-config /nonexistent 2>"$work/err"; then fail "no topology accepted"; fi
 grep -q 'no rank and world size' "$work/err" || fail "$(cat "$work/err")"
