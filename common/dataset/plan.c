@@ -165,6 +165,11 @@ static void cut_spans(const s3s_plan *p, uint32_t world, uint32_t want, uint64_t
         wt[id] = shard_bytes(p, id);
     for (uint64_t pos = 0; pos < p->n; pos++) {
         uint32_t id = p->order[pos];
+        if (pos + 16 < p->n) { /* weights are read in random order: fetch ahead */
+            uint32_t ahead = p->order[pos + 16];
+            __builtin_prefetch(wt != NULL ? (const void *)&wt[ahead]
+                                          : (const void *)&p->first[ahead]);
+        }
         uint64_t w = !bytes ? p->first[id + 1] - p->first[id] : wt ? wt[id] : shard_bytes(p, id);
         /* rank >= k  <=>  floor((2C + w) N / 2W) >= k  <=>  (2C + w) N >= k 2W:
          * multiplications only, no 128-bit division per shard */
