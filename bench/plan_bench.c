@@ -159,7 +159,7 @@ int main(int argc, char **argv)
     /* memory: the snapshot's bytes (records + arena) minus key bytes, plus the plan's */
     double snap_bytes = (double)snap->count * sizeof(s3s__snap_rec) + (double)snap->arena_len;
     double per_obj_snap = (snap_bytes - (double)key_bytes) / (double)n;
-    double per_obj_plan = 8.0 * (double)shards_unpacked / (double)n;
+    double per_obj_plan = 4.0 * (double)shards_unpacked / (double)n; /* the order */
 
     printf("plan_bench: %zu objects, %.1f MB of keys (%.1f B/key), %u ranks\n", n,
            (double)key_bytes / 1e6, (double)key_bytes / (double)n, world);
