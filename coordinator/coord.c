@@ -4,6 +4,7 @@
 
 #include "common/crypto/sha256.h"
 #include "common/util/log.h"
+#include "coordinator/status_json.h"
 #include "coordinator/sched_impl.h"
 #include "s3shard/error.h"
 
@@ -233,7 +234,66 @@ int s3s__coord_chan_begin(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3
     if (rc == 0)
         rc = s3s__sched_epoch_begin(ch->sched, epoch, &ord, eb);
     ch->epoch_done = false;
+    ch->ledger_saved = false;
     return rc;
+}
+
+typedef struct ledger_file {
+    FILE *f;
+    const s3s__coord_chan *ch;
+    size_t n;
+} ledger_file;
+
+static int ledger_line(void *ctx, const s3s__ledger_row *row)
+{
+    ledger_file *lf = ctx;
+    s3s_shard sh = {0};
+    s3s_entry e = {0};
+    fprintf(lf->f, "%s{\"epoch\":%llu,\"shard\":%llu,\"start\":%llu,\"end\":%llu,",
+            lf->n++ ? ",\n" : "", (unsigned long long)row->epoch, (unsigned long long)row->shard_id,
+            (unsigned long long)row->start, (unsigned long long)row->end);
+    if (lf->ch->plan != NULL && s3s_plan_shard(lf->ch->plan, (uint32_t)row->shard_id, &sh) == 0 &&
+        s3s_snapshot_entry(lf->ch->snap, sh.first, &e) == 0) {
+        s3s__buf b;
+        s3s__buf_init(&b, 1 << 20);
+        s3s__json_str(&b, e.key, e.key_len);
+        fprintf(lf->f, "\"key\":%s,\"objects\":%u,", b.data ? b.data : "null", sh.count);
+        s3s__buf_fini(&b);
+    }
+    if (row->dropped)
+        fprintf(lf->f, "\"dropped\":true}");
+    else
+        fprintf(lf->f, "\"worker\":\"%016llx\",\"rank\":%u,\"incarnation\":%u,\"token\":%llu}",
+                (unsigned long long)row->worker_id, row->rank, row->incarnation,
+                (unsigned long long)((row->token << S3S__COORD_TOKEN_SHIFT) | lf->ch->index));
+    return 0;
+}
+
+/* Saves a finished epoch's coverage ledger as DIR/ledger-<channel>-<epoch>.json
+ * (the scheduler forgets it when the next epoch begins). */
+static void save_ledger(s3s__coord *c, s3s__coord_chan *ch)
+{
+    s3s__sched_stats st;
+    s3s__sched_stats_get(ch->sched, &st);
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof(path), "%s/ledger-%s-%llu.json", c->state_dir, ch->ch->name,
+             (unsigned long long)st.epoch);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    s3s__errbuf eb;
+    int ok = s3s__sched_ledger_verify(ch->sched, 1, &eb);
+    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,\"rows\":[\n", ch->ch->name,
+            (unsigned long long)st.epoch, ok == 0 ? "true" : "false");
+    ledger_file lf = {f, ch, 0};
+    s3s__sched_ledger_walk(ch->sched, ledger_line, &lf);
+    fprintf(f, "\n]}\n");
+    if (fclose(f) == 0)
+        rename(tmp, path);
+    if (ok != 0)
+        S3S_LOGE("coordinator: epoch %llu of %s: coverage check failed: %s",
+                 (unsigned long long)st.epoch, ch->ch->name, eb.msg);
 }
 
 /* Begins the next epoch of every channel whose epoch ended (or that never
@@ -248,6 +308,9 @@ void s3s__coord_advance(s3s__coord *c)
         s3s__sched_stats_get(ch->sched, &st);
         if (st.epoch_running)
             continue;
+        if (ch->epoch_done || (ch->sched->began && !ch->ledger_saved))
+            save_ledger(c, ch);
+        ch->ledger_saved = true;
         uint64_t next = ch->sched->began ? st.epoch + 1 : 0;
         if (next >= c->epochs) {
             s3s__sched_finish(ch->sched);

@@ -38,7 +38,7 @@ typedef struct s3s__coord_chan {
     bool epoch_done; /* EPOCH_DONE seen: begin the next epoch after this request */
     bool finished; /* the last epoch is done */
     bool compact_due; /* an epoch began since the last compaction */
-    bool began_any;
+    bool ledger_saved; /* the finished epoch's ledger file is written */
     uint64_t epoch_start_ms;
     s3s__buf base; /* packed records: token floor, JOINs at the last epoch begin */
     s3s__buf log; /* packed events since the last epoch begin */
