@@ -611,14 +611,12 @@ static void attempt_ended(s3s_s3 *s3, s3s__xfer *x, CURLcode cc)
     v->last_kind = kind;
     if (x->etag[0] != '\0' && v->first_etag[0] == '\0' && x->delivered > 0)
         memcpy(v->first_etag, x->etag, sizeof v->first_etag);
-    int resumable = strcmp(x->method, "GET") == 0;
-    if (!resumable || x->sink == NULL) {
-        /* Kept bodies restart from their own start unless it is a GET (then the
-         * Range continues where the buffer stops). */
-        if (!resumable) {
-            s3s__buf_reset(&x->body);
-            x->delivered = 0;
-        }
+    /* Object GETs resume with a Range from the byte reached; anything else
+     * (a listing is generated afresh each time) starts over. */
+    int resumable = strcmp(x->method, "GET") == 0 && x->key != NULL;
+    if (!resumable) {
+        s3s__buf_reset(&x->body);
+        x->delivered = 0;
     }
     if (x->attempts >= s3->opts.max_attempts) {
         char msg[700];
@@ -734,13 +732,24 @@ int s3s__http_wait(s3s_s3 *s3, s3s__xfer **out)
         collect(s3);
         if (h->done != NULL)
             continue;
+        /* Attempts that just failed are now in backoff: wait no longer than
+         * the first deadline. */
+        uint64_t now = now_ms();
+        for (s3s__xfer *q = h->queue; q != NULL; q = q->priv->next) {
+            if (q->priv->deadline_ms <= now && h->active >= s3->opts.max_connections)
+                continue; /* ready, waiting for a slot: a finishing transfer wakes us */
+            long d = q->priv->deadline_ms > now ? (long)(q->priv->deadline_ms - now) : 0;
+            if (d < wait)
+                wait = d;
+        }
         if (h->active == 0 && wait > 0) {
             /* Only backoffs pending: sleep until the first deadline. */
             struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
-        curl_multi_poll(h->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
+        if (wait > 0)
+            curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
     }
 }
 
