@@ -422,8 +422,10 @@ int s3s__journal_open(s3s__journal **out, const s3s__journal_opts *o, s3s__journ
         }
     }
     bool created = rep->created, stale_tmp = rep->stale_tmp;
+    /* Read with the hard limit, not max_record: a journal written under a larger
+     * max_record must not have its last record mistaken for a torn tail. */
     rc = s3s__journal_scan(map == MAP_FAILED ? "" : map, size, o->job_hash, o->snapshot_hash,
-                           j->max_record, o->repair, fn, arg, rep, eb);
+                           S3S_JOURNAL_RECORD_LIMIT, o->repair, fn, arg, rep, eb);
     rep->created = created;
     rep->stale_tmp = stale_tmp;
     if (rc != 0)

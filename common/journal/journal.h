@@ -16,7 +16,8 @@
  *
  * LSNs are logical: bytes appended since open, monotonic across compactions.
  *
- * Thread-safety: every function may be called from any thread; the mirror hook
+ * Thread-safety: every function may be called from any thread, except close,
+ * which no other call may overlap; the mirror hook
  * runs on the committing thread with no lock held, never concurrently with
  * itself, in file order. */
 #ifndef S3S_JOURNAL_JOURNAL_H
@@ -54,7 +55,8 @@ typedef struct s3s__journal_opts {
     uint8_t job_hash[S3S_JREC_HASH_LEN];
     uint8_t snapshot_hash[S3S_JREC_HASH_LEN];
     bool repair; /* cut at a corrupt record even when good records follow it */
-    size_t max_record; /* 0: S3S_JOURNAL_RECORD_DEFAULT */
+    size_t max_record; /* largest payload appended; 0: S3S_JOURNAL_RECORD_DEFAULT (replay
+                          always accepts up to S3S_JOURNAL_RECORD_LIMIT) */
     size_t max_pending; /* bytes buffered before commit; 0: 64 MiB */
     s3s__journal_mirror_fn mirror;
     void *mirror_arg;

@@ -5,8 +5,10 @@
 
 #include "s3shard/error.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- names ---- */
@@ -83,9 +85,81 @@ bool s3s__proto_printable(const char *s, size_t n)
 
 /* ---- HMAC ---- */
 
+/* A precomputed key: SHA-256 contexts already fed with K0^ipad and K0^opad
+ * (RFC 2104), so each message costs two context copies and two short hashes
+ * instead of OpenSSL 3's HMAC() fetching its algorithm on every call. */
+struct s3s__proto_key {
+    EVP_MD_CTX *inner, *outer;
+};
+
+void s3s__proto_key_destroy(s3s__proto_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    free(k);
+}
+
+int s3s__proto_key_create(s3s__proto_key **out, const uint8_t *secret, size_t len)
+{
+    *out = NULL;
+    uint8_t k0[64] = {0}, pad[64];
+    unsigned int hl = 0;
+    if (len > sizeof k0) {
+        if (EVP_Digest(secret, len, k0, &hl, EVP_sha256(), NULL) != 1)
+            return S3S_ENOMEM;
+    } else if (len > 0) {
+        memcpy(k0, secret, len);
+    }
+    s3s__proto_key *k = calloc(1, sizeof *k);
+    int rc = S3S_ENOMEM;
+    if (k == NULL || (k->inner = EVP_MD_CTX_new()) == NULL || (k->outer = EVP_MD_CTX_new()) == NULL)
+        goto out;
+    for (int i = 0; i < 64; i++)
+        pad[i] = k0[i] ^ 0x36;
+    if (EVP_DigestInit_ex(k->inner, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(k->inner, pad, sizeof pad) != 1)
+        goto out;
+    for (int i = 0; i < 64; i++)
+        pad[i] = k0[i] ^ 0x5c;
+    if (EVP_DigestInit_ex(k->outer, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(k->outer, pad, sizeof pad) != 1)
+        goto out;
+    *out = k;
+    k = NULL;
+    rc = 0;
+out:
+    OPENSSL_cleanse(k0, sizeof k0);
+    OPENSSL_cleanse(pad, sizeof pad);
+    s3s__proto_key_destroy(k);
+    return rc;
+}
+
+static int hmac_with_key(const s3s__proto_key *k, const uint8_t *p, size_t n,
+                         uint8_t out[S3S_PROTO_HMAC_LEN])
+{
+    uint8_t ih[32];
+    unsigned int l1 = 0, l2 = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_MD_CTX_copy_ex(c, k->inner) == 1 && EVP_DigestUpdate(c, p, n) == 1 &&
+        EVP_DigestFinal_ex(c, ih, &l1) == 1 && EVP_MD_CTX_copy_ex(c, k->outer) == 1 &&
+        EVP_DigestUpdate(c, ih, sizeof ih) == 1 && EVP_DigestFinal_ex(c, out, &l2) == 1 &&
+        l2 == S3S_PROTO_HMAC_LEN;
+    EVP_MD_CTX_free(c);
+    return ok ? 0 : S3S_ENOMEM;
+}
+
+bool s3s__proto_signed(const s3s__proto_cfg *cfg)
+{
+    return cfg != NULL && (cfg->secret != NULL || cfg->key != NULL);
+}
+
 int s3s__proto_hmac(const s3s__proto_cfg *cfg, const uint8_t *p, size_t n,
                     uint8_t out[S3S_PROTO_HMAC_LEN])
 {
+    if (cfg->key != NULL)
+        return hmac_with_key(cfg->key, p, n, out);
     unsigned int olen = 0;
     if (HMAC(EVP_sha256(), cfg->secret, (int)cfg->secret_len, p, n, out, &olen) == NULL ||
         olen != S3S_PROTO_HMAC_LEN)

@@ -601,7 +601,7 @@ int s3s__msg_decode(s3s__msg *out, const void *data, size_t len, const s3s__prot
                     s3s__errbuf *eb)
 {
     size_t max = s3s__proto_cfg_max(cfg);
-    bool secret = cfg && cfg->secret != NULL;
+    bool secret = s3s__proto_signed(cfg);
     memset(out, 0, sizeof *out);
     if (len > max)
         return s3s__err_set(eb, S3S_ETOOBIG, "message of %zu bytes exceeds the %zu-byte limit", len,

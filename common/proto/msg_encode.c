@@ -320,7 +320,7 @@ static void enc_body(enc *e, const s3s__msg *m)
 int s3s__msg_encode(s3s__buf *out, const s3s__msg *m, const s3s__proto_cfg *cfg, s3s__errbuf *eb)
 {
     size_t max = s3s__proto_cfg_max(cfg);
-    bool sign = cfg && cfg->secret != NULL;
+    bool sign = s3s__proto_signed(cfg);
     size_t start = out->len;
     enc e = {.eb = eb};
     s3s__mpw_init(&e.w, out);

@@ -16,7 +16,9 @@ enum { S3S_F_CMD = 100, S3S_F_CMD_EPOCH = 101, S3S_F_CMD_CHANNEL = 102, S3S_F_KE
 bool s3s__proto_valid_channel(const char *s, size_t n);
 /* s3s__proto_printable: no control characters. */
 bool s3s__proto_printable(const char *s, size_t n);
-/* s3s__proto_hmac computes HMAC-SHA256 with cfg's secret. Returns 0 or S3S_ENOMEM. */
+/* s3s__proto_signed: cfg has a secret or a key: messages carry an HMAC. */
+bool s3s__proto_signed(const s3s__proto_cfg *cfg);
+/* s3s__proto_hmac computes HMAC-SHA256 with cfg's key, else its secret. Returns 0 or S3S_ENOMEM. */
 int s3s__proto_hmac(const s3s__proto_cfg *cfg, const uint8_t *p, size_t n,
                     uint8_t out[S3S_PROTO_HMAC_LEN]);
 /* s3s__proto_cfg_max is the configured size limit, clamped to [MIN_MSG, MAX_MSG_LIMIT]. */

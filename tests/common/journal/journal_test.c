@@ -324,6 +324,23 @@ static void test_refuses_bad_records(void **state)
     seen *s = calloc(1, sizeof *s);
     assert_int_equal(reopen(dir, s, NULL, false, &eb), 0);
     assert_int_equal(s->n, n + 1);
+    /* a record written under a larger max_record is not taken for a torn tail
+     * when the journal is reopened with a smaller one */
+    o.max_pending = 0;
+    assert_int_equal(s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb), 0);
+    r.type = S3S_JREC_OPAQUE;
+    r.data = big;
+    r.data_len = sizeof big;
+    assert_int_equal(s3s__journal_append_sync(j, &r, &eb), 0);
+    s3s__journal_close(j);
+    o.max_record = 64;
+    s->n = 0;
+    s3s__journal_report rep;
+    assert_int_equal(s3s__journal_open(&j, &o, collect, s, &rep, &eb), 0);
+    s3s__journal_close(j);
+    assert_false(rep.cut);
+    assert_int_equal(s->n, n + 2);
+    assert_int_equal(s->r[n + 1].data_len, sizeof big);
     free(s);
     s3s_test_rmtree(dir);
     free(dir);

@@ -785,6 +785,49 @@ static void test_status_writer(void **state)
     s3s__buf_fini(&b);
 }
 
+/* The precomputed key gives the same HMAC as the one-shot secret, for short
+ * and long (> 64-byte, hashed first) secrets, in both directions. */
+static void test_hmac_key_matches_secret(void **state)
+{
+    (void)state;
+    uint8_t longsecret[100];
+    for (int k = 0; k < 100; k++)
+        longsecret[k] = (uint8_t)(k * 7);
+    const uint8_t *secrets[] = {SECRET, longsecret, (const uint8_t *)""};
+    size_t lens[] = {sizeof SECRET - 1, sizeof longsecret, 0};
+    for (int k = 0; k < 3; k++) {
+        s3s__proto_key *key;
+        assert_int_equal(s3s__proto_key_create(&key, secrets[k], lens[k]), 0);
+        s3s__proto_cfg by_secret = {.secret = secrets[k], .secret_len = lens[k]};
+        s3s__proto_cfg by_key = {.key = key};
+        for (uint32_t t = 1; t < S3S_MSG_TYPE_MAX_; t++) {
+            s3s__msg m, d;
+            s3s__buf a, b;
+            s3s__errbuf eb;
+            sample(&m, t);
+            encode(&a, &m, &by_secret);
+            encode(&b, &m, &by_key);
+            assert_int_equal(a.len, b.len);
+            assert_memory_equal(a.data, b.data, a.len);
+            assert_int_equal(decode(&d, a.data, a.len, &by_key, &eb), 0);
+            s3s__msg_fini(&d);
+            assert_int_equal(decode(&d, b.data, b.len, &by_secret, &eb), 0);
+            s3s__msg_fini(&d);
+            if (k == 0) { /* another secret's key is refused */
+                s3s__proto_key *other;
+                assert_int_equal(s3s__proto_key_create(&other, longsecret, 10), 0);
+                s3s__proto_cfg by_other = {.key = other};
+                assert_int_equal(decode(&d, a.data, a.len, &by_other, &eb), S3S_EAUTH);
+                s3s__proto_key_destroy(other);
+            }
+            s3s__buf_fini(&a);
+            s3s__buf_fini(&b);
+        }
+        s3s__proto_key_destroy(key);
+    }
+    s3s__proto_key_destroy(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -799,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_ignored),
         cmocka_unit_test(test_version_mismatch),
         cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_hmac_key_matches_secret),
         cmocka_unit_test(test_allocation_bound),
         cmocka_unit_test(test_encode_refuses_bad_fields),
         cmocka_unit_test(test_status_writer),
