@@ -50,7 +50,8 @@ typedef struct s3s__sched_opts {
     uint64_t lease_ttl_ms; /* lease time to live after the worker's last message; default 30000 */
     uint32_t cache_window; /* look-ahead for cache-preferred grants; default 64, 0 = off */
     s3s__equal equal_steps; /* default OFF */
-    uint32_t max_workers; /* registered workers (all incarnations); default 4 * world_size + 64 */
+    uint32_t max_workers; /* workers registered in one epoch (all incarnations); default
+                           * 16 * world_size + 1024 */
     uint32_t max_cache_ids; /* cached shard ids kept per worker; default 1 << 20 */
 } s3s__sched_opts;
 
@@ -86,7 +87,10 @@ typedef enum s3s__sched_ev_type {
     S3S__EV_EXPIRE = 6, /* lease ended early: token, reason; tail [committed, end) back */
     S3S__EV_EPOCH_BEGIN = 7, /* epoch, quota (apply needs the order) */
     S3S__EV_EPOCH_DONE = 8, /* epoch complete (drop mode: leftovers dropped) */
-    S3S__EV_DRAIN = 9 /* worker drained: slot (its leases were expired before) */
+    S3S__EV_DRAIN = 9, /* worker drained: slot (its leases were expired before) */
+    S3S__EV_RESTORE = 10 /* compacted journal head: token = next token, records = drains;
+                          * a compacted journal also says LEAVE with reason DRAIN for a
+                          * drained worker */
 } s3s__sched_ev_type;
 
 typedef enum s3s__sched_reason {
@@ -222,6 +226,14 @@ void s3s__sched_recover(s3s__sched *s, uint64_t now_ms);
 int s3s__sched_apply(s3s__sched *s, const s3s__sched_event *ev, const s3s__sched_order *order,
                      s3s__errbuf *eb);
 
+/* s3s__sched_compact writes, through fn, the shortest event sequence that
+ * rebuilds the current state: RESTORE, EPOCH_BEGIN, one JOIN per worker. The
+ * caller replaces its journal with it (the "snapshot at the epoch boundary").
+ * Valid while the epoch runs and nothing was granted yet (right after
+ * s3s__sched_epoch_begin, or hellos/drains since): S3S_EBUSY otherwise (for
+ * instance an empty epoch that completed at once: keep the journal then). */
+int s3s__sched_compact(const s3s__sched *s, s3s__sched_event_fn fn, void *ctx);
+
 /* s3s__sched_digest hashes the durable state (everything but times, cache
  * sets and soft flags): equal after a replay. */
 uint64_t s3s__sched_digest(const s3s__sched *s);
@@ -291,6 +303,24 @@ int s3s__sched_ledger_verify(const s3s__sched *s, int complete, s3s__errbuf *eb)
  * scratch (leases, ranks, lanes, bitmap): 0, or S3S_ECORRUPT with the first
  * broken invariant in eb. O(shards + leases): for tests and debugging. */
 int s3s__sched_audit(const s3s__sched *s, s3s__errbuf *eb);
+
+/* One live lease, for status displays. */
+typedef struct s3s__lease_row {
+    uint64_t worker_id;
+    uint32_t rank;
+    uint32_t pad;
+    uint64_t shard_id;
+    uint32_t pos;
+    uint32_t lane;
+    uint64_t start, committed, end;
+    uint64_t token;
+    uint64_t expiry_ms;
+} s3s__lease_row;
+
+/* s3s__sched_leases_walk calls fn for every live lease (by worker slot, then
+ * grant order); stops early and returns fn's non-zero return. */
+int s3s__sched_leases_walk(const s3s__sched *s, int (*fn)(void *ctx, const s3s__lease_row *row),
+                           void *ctx);
 
 /* Memory held by the scheduler: per-shard state and ledger, in bytes. */
 void s3s__sched_memory(const s3s__sched *s, size_t *shard_bytes, size_t *ledger_bytes);

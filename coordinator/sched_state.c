@@ -482,7 +482,10 @@ static int apply_leave(s3s__sched *s, const s3s__sched_event *ev, s3s__errbuf *e
         s->workers[ev->slot].nleases != 0)
         return PROTO(eb, "sched: leave of worker slot %u does not fit", ev->slot);
     s3s__sched_worker *w = &s->workers[ev->slot];
-    w->state = ev->type == S3S__EV_DRAIN ? S3S__W_DRAINED : S3S__W_GONE;
+    /* A compacted journal says "drained" with LEAVE + reason DRAIN, without
+     * counting the drain again. */
+    w->state =
+        ev->type == S3S__EV_DRAIN || ev->reason == S3S__WHY_DRAIN ? S3S__W_DRAINED : S3S__W_GONE;
     if (s->rank_worker[w->rank] == ev->slot)
         s->rank_worker[w->rank] = S3S__NONE;
     if (ev->type == S3S__EV_DRAIN)
@@ -552,6 +555,13 @@ int s3s__sched_apply_event(s3s__sched *s, const s3s__sched_event *ev, const s3s_
     }
     case S3S__EV_EPOCH_DONE:
         return apply_epoch_done(s, eb);
+    case S3S__EV_RESTORE:
+        /* Only at the head of a compacted journal, on a fresh scheduler. */
+        if (s->began || s->nworkers != 0)
+            return PROTO(eb, "sched: restore record in the middle of a journal");
+        s->next_token = ev->token > s->next_token ? ev->token : s->next_token;
+        s->drains = ev->records;
+        return 0;
     case S3S__EV_JOIN:
         return apply_join(s, ev, eb);
     case S3S__EV_LEAVE:
@@ -577,7 +587,10 @@ int s3s__sched_apply_event(s3s__sched *s, const s3s__sched_event *ev, const s3s_
 int s3s__sched_apply(s3s__sched *s, const s3s__sched_event *ev, const s3s__sched_order *order,
                      s3s__errbuf *eb)
 {
-    if (ev->type != S3S__EV_EPOCH_BEGIN && ev->epoch != s->epoch)
+    /* Events before the first epoch, and a compacted journal's head, carry
+     * the number of an epoch this scheduler has not begun yet. */
+    if (ev->type != S3S__EV_EPOCH_BEGIN && ev->type != S3S__EV_RESTORE && s->began &&
+        ev->epoch != s->epoch)
         return PROTO(eb, "sched: event of epoch %llu during epoch %llu",
                      (unsigned long long)ev->epoch, (unsigned long long)s->epoch);
     return s3s__sched_apply_event(s, ev, order, eb);

@@ -324,3 +324,67 @@ out:
     free(pad);
     return rc;
 }
+
+int s3s__sched_compact(const s3s__sched *s, s3s__sched_event_fn fn, void *ctx)
+{
+    if (!s->running || s->grants != 0 || s->active != 0 || s->ledger.n != 0)
+        return S3S_EBUSY;
+    s3s__sched_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_RESTORE;
+    ev.epoch = s->epoch;
+    ev.token = s->next_token;
+    ev.records = s->drains;
+    fn(ctx, &ev);
+    /* The epoch first: its begin drops departed workers, and the workers
+     * registered since come after it, in slot order. */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = S3S__EV_EPOCH_BEGIN;
+    ev.epoch = s->epoch;
+    ev.quota = s->quota;
+    fn(ctx, &ev);
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.type = S3S__EV_JOIN;
+        ev.epoch = s->epoch;
+        ev.slot = i;
+        ev.worker_id = s->workers[i].wid;
+        ev.rank = s->workers[i].rank;
+        ev.incarnation = s->workers[i].inc;
+        fn(ctx, &ev);
+        if (s->workers[i].state != S3S__W_LIVE) {
+            ev.type = S3S__EV_LEAVE;
+            ev.reason = s->workers[i].state == S3S__W_DRAINED ? S3S__WHY_DRAIN : S3S__WHY_BYE;
+            fn(ctx, &ev);
+        }
+    }
+    return 0;
+}
+
+int s3s__sched_leases_walk(const s3s__sched *s, int (*fn)(void *ctx, const s3s__lease_row *row),
+                           void *ctx)
+{
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        const s3s__sched_worker *w = &s->workers[i];
+        for (uint32_t k = 0; k < w->nleases; k++) {
+            const s3s__sched_lease *le = &s->leases[w->lz[k]];
+            s3s__lease_row row;
+            memset(&row, 0, sizeof(row));
+            row.worker_id = w->wid;
+            row.rank = w->rank;
+            row.pad = le->pad;
+            row.shard_id = s->shards[le->pos].id;
+            row.pos = le->pos;
+            row.lane = le->lane;
+            row.start = le->start;
+            row.committed = le->committed;
+            row.end = le->end;
+            row.token = le->token;
+            row.expiry_ms = le->expiry;
+            int rc = fn(ctx, &row);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}

@@ -85,6 +85,7 @@ typedef struct world {
     uint64_t now;
     uint64_t reread, reread_kills, reissued_sum, kills, restarts, losses, maxsize;
     uint32_t epochs_done;
+    uint64_t compactions;
 } world;
 
 static uint64_t boundary(const s3s__sched_shard *sh, uint64_t k)
@@ -283,7 +284,7 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
     W->o.equal_steps = (s3s__equal)(rnd(g) % 3);
     W->o.max_inflight = 1 + (uint32_t)(rnd(g) % 4);
     W->o.lease_ttl_ms = 200;
-    W->o.max_workers = 1u << 16;
+    W->o.max_workers = 4096;
     if (force_dist >= 0)
         W->o.dist = (s3s__dist)force_dist;
     if (force_equal >= 0)
@@ -334,6 +335,7 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
         if (s3s__sched_audit(W->s, &eb) != 0 ||
             (step % 97 == 0 && s3s__sched_ledger_verify(W->s, 0, &eb) != 0))
             fail_msg("seed %llu step %ld: %s", (unsigned long long)seed, step, eb.msg);
+        int compact = 0;
         for (; seen < W->j.n; seen++) {
             if (W->j.ev[seen].type != S3S__EV_EPOCH_DONE)
                 continue;
@@ -342,7 +344,25 @@ static void run_seed(uint64_t seed, int force_dist, int force_equal, int force_r
             if (W->epochs_done < W->epochs) {
                 s3s__sched_order o2 = order_of(W, W->epochs_done);
                 assert_int_equal(s3s__sched_epoch_begin(W->s, W->epochs_done, &o2, NULL), 0);
+                s3s__sched_stats st;
+                s3s__sched_stats_get(W->s, &st);
+                compact = st.epoch_running && rnd(g) % 2 == 0;
             }
+        }
+        if (compact) {
+            /* The journal is compacted at the epoch boundary; later replays
+             * (coordinator restarts) start from the compacted one. */
+            jrnl cj = {0};
+            assert_int_equal(s3s__sched_compact(W->s, on_event, &cj), 0);
+            free(W->j.ev);
+            W->j = cj;
+            seen = W->j.n;
+            s3s__sched *rs = NULL;
+            jrnl tmp = {0};
+            replay_into(W, &rs, &tmp);
+            assert_true(s3s__sched_digest(rs) == s3s__sched_digest(W->s));
+            s3s__sched_destroy(rs);
+            W->compactions++;
         }
     }
     if (W->epochs_done != W->epochs) {

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (; size >= 16; data += 16, size -= 16) {
         s3s__sched_event ev;
         memset(&ev, 0, sizeof(ev));
-        ev.type = 1 + data[0] % 9;
+        ev.type = 1 + data[0] % 10;
         ev.reason = data[1] % 6;
         ev.epoch = data[2] % 3;
         ev.worker_id = data[3] % 4;

@@ -151,6 +151,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (s3s__sched_ledger_verify(s, 1, NULL) != 0)
                     abort();
                 s3s__sched_epoch_begin(s, ++epoch, &ord, NULL);
+                /* Compact the journal at the boundary, as the coordinator does. */
+                jr *c = calloc(1, sizeof(*c));
+                if (c != NULL && s3s__sched_compact(s, on_event, c) == 0) {
+                    memcpy(j->ev, c->ev, c->n * sizeof(c->ev[0]));
+                    j->n = c->n;
+                }
+                free(c);
             }
             break;
         }
