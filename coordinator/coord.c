@@ -690,6 +690,11 @@ int s3s__coord_open(s3s__coord **out, const s3s_coord_opts *opts, s3s__errbuf *e
         memcpy(c->secret, opts->secret, opts->secret_len);
         c->proto.secret = c->secret;
         c->proto.secret_len = opts->secret_len;
+        if (s3s__proto_key_create(&c->proto_key, c->secret, opts->secret_len) != 0) {
+            s3s__coord_close(c);
+            return S3S_ENOMEM;
+        }
+        c->proto.key = c->proto_key;
     }
     int rc = 0;
     if (mkdir(c->state_dir, 0755) != 0 && errno != EEXIST)
@@ -802,6 +807,9 @@ void s3s__coord_close(s3s__coord *c)
     pthread_mutex_destroy(&c->mu);
     free(c->mirror_bucket);
     free(c->mirror_prefix);
+    s3s__proto_key_destroy(c->proto_key);
+    if (c->secret != NULL)
+        memset(c->secret, 0, c->proto.secret_len);
     free(c->secret);
     free(c->state_dir);
     free(c->state_uri);

@@ -59,6 +59,7 @@ struct s3s__coord {
     s3s_coord_opts o;
     char *state_dir, *state_uri, *job_path;
     uint8_t *secret;
+    s3s__proto_key *proto_key;
     s3s__proto_cfg proto;
     s3s_job *job;
     uint8_t job_hash[32];

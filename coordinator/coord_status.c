@@ -219,7 +219,7 @@ int s3s__coord_status_json(s3s__coord *c, int ledger, char **out)
     s3s__coord_status_arg sa = {c, ledger ? S3S_STATUS_LEDGER : 0};
     rm.u.status_reply.write = s3s__coord_status_write;
     rm.u.status_reply.write_arg = &sa;
-    s3s__proto_cfg cfg = {NULL, 0, S3S_PROTO_MAX_MSG_LIMIT};
+    s3s__proto_cfg cfg = {.secret = NULL, .secret_len = 0, .max_msg = S3S_PROTO_MAX_MSG_LIMIT};
     int rc = s3s__msg_encode(&b, &rm, &cfg, NULL);
     if (rc == 0)
         rc = s3s__msg_decode(&dm, b.data, b.len, &cfg, NULL);

@@ -342,7 +342,8 @@ int s3s__cc_status(const char *url, const uint8_t *secret, size_t secret_len, co
     int rc = connect_sock(&sock, &d, &tls, url, tls_ca, 1000, eb);
     if (rc != 0)
         return rc;
-    s3s__proto_cfg cfg = {secret, secret_len, S3S_PROTO_MAX_MSG_LIMIT};
+    s3s__proto_cfg cfg = {
+        .secret = secret, .secret_len = secret_len, .max_msg = S3S_PROTO_MAX_MSG_LIMIT};
     s3s__msg m;
     uint64_t wid;
     do

@@ -82,7 +82,8 @@ static s3s__coord *open_coord(fx *f, const char *secret)
 /* Encodes m, hands it to the coordinator, commits, decodes the reply. */
 static void call(s3s__coord *c, s3s__msg *m, const char *secret, s3s__msg *reply, s3s__buf *raw)
 {
-    s3s__proto_cfg cfg = {(const uint8_t *)secret, secret ? strlen(secret) : 0, 0};
+    s3s__proto_cfg cfg = {
+        .secret = (const uint8_t *)secret, .secret_len = secret ? strlen(secret) : 0, .max_msg = 0};
     s3s__buf req;
     s3s__buf_init(&req, 1 << 24);
     assert_int_equal(s3s__msg_encode(&req, m, &cfg, NULL), 0);
@@ -195,7 +196,7 @@ static void test_bad_messages_are_refused_and_counted(void **state)
     s3s__buf raw;
     s3s__buf_init(&raw, 1 << 24);
     s3s__msg r;
-    s3s__proto_cfg cfg = {(const uint8_t *)"sesame", 6, 0};
+    s3s__proto_cfg cfg = {.secret = (const uint8_t *)"sesame", .secret_len = 6, .max_msg = 0};
     /* garbage */
     s3s__coord_handle(c, "\xc1\xc1\xc1", 3, 1, &raw);
     assert_int_equal(s3s__msg_decode(&r, raw.data, raw.len, &cfg, NULL), 0);
@@ -211,7 +212,7 @@ static void test_bad_messages_are_refused_and_counted(void **state)
     /* the wrong secret */
     s3s__msg m;
     s3s__msg_init(&m, S3S_MSG_STATUS, 9, 1);
-    s3s__proto_cfg wrong = {(const uint8_t *)"guess", 5, 0};
+    s3s__proto_cfg wrong = {.secret = (const uint8_t *)"guess", .secret_len = 5, .max_msg = 0};
     s3s__buf req;
     s3s__buf_init(&req, 1 << 20);
     assert_int_equal(s3s__msg_encode(&req, &m, &wrong, NULL), 0);
@@ -290,7 +291,7 @@ static void test_server_survives_oversized(void **state)
     size_t len;
     assert_int_equal(nng_recv(s, &buf, &len, NNG_FLAG_ALLOC), 0);
     s3s__msg r;
-    s3s__proto_cfg cfg = {NULL, 0, 0};
+    s3s__proto_cfg cfg = {.secret = NULL, .secret_len = 0, .max_msg = 0};
     assert_int_equal(s3s__msg_decode(&r, buf, len, &cfg, NULL), 0);
     assert_int_equal(r.type, S3S_MSG_ERROR);
     assert_int_equal(r.u.error.code, S3S_ETOOBIG);
