@@ -227,12 +227,21 @@ static int chan_order(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3s__s
     return 0;
 }
 
+static void free_order(s3s__coord_chan *ch)
+{
+    free(ch->shards);
+    free(ch->owner);
+    ch->shards = NULL;
+    ch->owner = NULL;
+}
+
 int s3s__coord_chan_begin(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3s__errbuf *eb)
 {
     s3s__sched_order ord;
     int rc = chan_order(c, ch, epoch, &ord, eb);
     if (rc == 0)
         rc = s3s__sched_epoch_begin(ch->sched, epoch, &ord, eb);
+    free_order(ch); /* the scheduler keeps its own copy */
     ch->epoch_done = false;
     ch->ledger_saved = false;
     return rc;
@@ -304,10 +313,10 @@ void s3s__coord_advance(s3s__coord *c)
         s3s__coord_chan *ch = &c->chans[i];
         if (ch->sched == NULL || ch->finished)
             continue;
+        if (ch->sched->running) /* the cheap check: this runs after every request */
+            continue;
         s3s__sched_stats st;
         s3s__sched_stats_get(ch->sched, &st);
-        if (st.epoch_running)
-            continue;
         if (ch->epoch_done || (ch->sched->began && !ch->ledger_saved))
             save_ledger(c, ch);
         ch->ledger_saved = true;
@@ -420,6 +429,8 @@ static int replay_one(void *arg, const s3s__jrec *r, uint64_t off)
         po = &ord;
     }
     int rc = s3s__sched_apply(ch->sched, &ev, po, eb);
+    if (po != NULL)
+        free_order(ch);
     if (rc != 0)
         return s3s__err_set(eb, rc, "journal: record at offset %llu: %s", (unsigned long long)off,
                             eb->msg);
@@ -547,8 +558,9 @@ static int read_file(const char *path, char **out, size_t *len)
 
 static int write_file(const char *path, const void *d, size_t n)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return S3S_EINVAL;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return S3S_EIO;

@@ -435,11 +435,15 @@ void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_
         return;
     }
     dispatch(c, p, &m, reply);
-    char *copy = malloc(reply->len ? reply->len : 1);
-    if (copy != NULL) {
-        memcpy(copy, reply->data, reply->len);
-        free(p->reply);
-        p->reply = copy;
+    if (reply->len > p->reply_cap) { /* the cached reply's buffer is reused */
+        char *nb = realloc(p->reply, reply->len);
+        if (nb != NULL) {
+            p->reply = nb;
+            p->reply_cap = reply->len;
+        }
+    }
+    if (reply->len <= p->reply_cap) {
+        memcpy(p->reply, reply->data, reply->len);
         p->reply_len = reply->len;
         p->seq = m.seq;
         p->has_seq = true;

@@ -52,7 +52,7 @@ typedef struct s3s__coord_peer {
     uint32_t chan_mask; /* channels the worker said hello to */
     uint32_t rank;
     char *reply;
-    size_t reply_len;
+    size_t reply_len, reply_cap;
 } s3s__coord_peer;
 
 struct s3s__coord {
