@@ -1,6 +1,6 @@
 /* coord_bench.c: one in-process coordinator (journal on, fdatasync on the real
  * disk) hammered over tcp:// loopback by simulated ranks: threads, each with
- * its own req socket (the worker's coordinator client), looping
+ * an nng req context (64 per socket) driven by its aio callback, looping
  * lease -> progress(done) on a Dynamic channel.
  *
  *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY]
@@ -15,7 +15,10 @@
 #include "s3shard/coordinator.h"
 #include "s3shard/dataset.h"
 #include "s3shard/error.h"
-#include "worker/coordclient.h"
+#include "common/proto/msg.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -101,67 +104,118 @@ static int make_state(const char *dir, const char *name, size_t n, char *job, si
     return 0;
 }
 
-typedef struct rank_arg {
-    const char *url;
+/* One simulated rank: an nng req context driven by its aio callback
+ * (hello, then lease -> progress(done) in a loop), so a thousand ranks cost a
+ * few sockets and nng's own threads, not a thousand blocked threads. */
+typedef struct sim {
+    nng_ctx ctx;
+    nng_aio *aio;
+    uint64_t wid, seq;
     uint32_t rank, world;
-    volatile int *stop;
+    int phase; /* 0 sending, 1 receiving */
+    int last; /* type of the last request */
+    double t0;
     double *lat;
     size_t nlat, cap;
-    int err;
-} rank_arg;
+    volatile int *stop;
+    int err, idle;
+    s3s__buf buf;
+} sim;
 
-static void *rank_main(void *p)
+static const s3s__proto_cfg g_cfg = {.max_msg = S3S_PROTO_MAX_MSG_DEFAULT};
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_idle;
+
+static void sim_send(sim *x, s3s__msg *m)
 {
-    rank_arg *a = p;
-    s3s__cc_opts o;
-    s3s__cc_opts_init(&o);
-    o.url = a->url;
-    o.rank = a->rank;
-    o.world_size = a->world;
-    o.incarnation = 1;
-    o.heartbeat = false;
-    o.timeout_ms = 30000;
-    const char *chs[] = {"train"};
-    o.channels = chs;
-    o.n_channels = 1;
-    s3s__cc *cc = NULL;
-    s3s__errbuf eb;
-    if (s3s__cc_open(&cc, &o, &eb) != 0) {
-        fprintf(stderr, "rank %u: %s\n", a->rank, eb.msg);
-        a->err = 1;
-        return NULL;
+    m->sender = x->wid;
+    m->seq = ++x->seq;
+    x->last = (int)m->type;
+    s3s__buf_reset(&x->buf);
+    nng_msg *nm = NULL;
+    if (s3s__msg_encode(&x->buf, m, &g_cfg, NULL) != 0 || nng_msg_alloc(&nm, 0) != 0 ||
+        nng_msg_append(nm, x->buf.data, x->buf.len) != 0) {
+        x->err = 1;
+        return;
     }
-    while (!*a->stop) {
-        s3s__msg r;
-        double t0 = now();
-        int rc = s3s__cc_lease(cc, "train", 0, 1, &r, &eb);
-        double t1 = now();
-        if (rc != 0) {
-            a->err = 1;
-            break;
-        }
-        if (a->nlat < a->cap)
-            a->lat[a->nlat++] = t1 - t0;
-        if (r.u.grant.n == 0) {
+    x->phase = 0;
+    x->t0 = now();
+    nng_aio_set_msg(x->aio, nm);
+    nng_ctx_send(x->ctx, x->aio);
+}
+
+static void sim_lease(sim *x)
+{
+    s3s__msg m;
+    s3s__msg_init(&m, S3S_MSG_LEASE, 0, 0);
+    snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+    m.u.lease.max_shards = 1;
+    sim_send(x, &m);
+}
+
+static void sim_cb(void *p)
+{
+    sim *x = p;
+    if (nng_aio_result(x->aio) != 0) {
+        if (x->phase == 0)
+            nng_msg_free(nng_aio_get_msg(x->aio));
+        x->err = 1;
+        pthread_mutex_lock(&g_mu);
+        x->idle = 1;
+        g_idle++;
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    if (x->phase == 0) {
+        x->phase = 1;
+        nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    nng_msg *nm = nng_aio_get_msg(x->aio);
+    double t1 = now();
+    s3s__msg r;
+    int rc = s3s__msg_decode(&r, nng_msg_body(nm), nng_msg_len(nm), &g_cfg, NULL);
+    nng_msg_free(nm);
+    if (rc != 0 || r.type == S3S_MSG_ERROR)
+        x->err = 1;
+    if (x->last != S3S_MSG_HELLO && x->nlat < x->cap)
+        x->lat[x->nlat++] = t1 - x->t0;
+    if (*x->stop || rc != 0) {
+        if (rc == 0)
             s3s__msg_fini(&r);
-            continue;
-        }
+        pthread_mutex_lock(&g_mu);
+        x->idle = 1;
+        g_idle++;
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
         s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
                             r.u.grant.grants[0].end, true};
-        s3s__msg_fini(&r);
-        t0 = now();
-        rc = s3s__cc_progress(cc, &it, 1, &r, &eb);
-        t1 = now();
-        if (rc != 0) {
-            a->err = 1;
-            break;
-        }
-        s3s__msg_fini(&r);
-        if (a->nlat < a->cap)
-            a->lat[a->nlat++] = t1 - t0;
+        s3s__msg m;
+        s3s__msg_init(&m, S3S_MSG_PROGRESS, 0, 0);
+        m.u.progress.n = 1;
+        m.u.progress.items = &it;
+        sim_send(x, &m);
+    } else {
+        sim_lease(x);
     }
-    s3s__cc_close(cc);
-    return NULL;
+    s3s__msg_fini(&r);
+}
+
+static void sim_hello(sim *x)
+{
+    s3s__msg m;
+    s3s__msg_init(&m, S3S_MSG_HELLO, 0, 0);
+    snprintf(m.u.hello.host, sizeof(m.u.hello.host), "bench");
+    m.u.hello.rank = x->rank;
+    m.u.hello.local_rank = S3S_PROTO_RANK_NONE;
+    m.u.hello.world_size = x->world;
+    m.u.hello.pid = 1;
+    m.u.hello.incarnation = 1;
+    m.u.hello.n_channels = 1;
+    snprintf(m.u.hello.channels[0], sizeof(m.u.hello.channels[0]), "train");
+    sim_send(x, &m);
 }
 
 static int row(const char *dir, uint32_t ranks, double secs, const char *job, const char *state)
@@ -185,15 +239,27 @@ static int row(const char *dir, uint32_t ranks, double secs, const char *job, co
     }
     (void)dir;
     volatile int stop = 0;
-    rank_arg *args = calloc(ranks, sizeof(*args));
-    pthread_t *th = calloc(ranks, sizeof(*th));
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, 256 * 1024);
-    size_t cap = 400000 / ranks + 1000;
+    uint32_t nsock = (ranks + 63) / 64;
+    nng_socket *socks = calloc(nsock, sizeof(*socks));
+    sim *sims = calloc(ranks, sizeof(*sims));
+    size_t cap = 2000000 / ranks + 1000;
+    for (uint32_t i = 0; i < nsock; i++) {
+        nng_req0_open(&socks[i]);
+        nng_dial(socks[i], url, NULL, 0);
+    }
+    g_idle = 0;
     for (uint32_t i = 0; i < ranks; i++) {
-        args[i] = (rank_arg){url, i, ranks, &stop, calloc(cap, sizeof(double)), 0, cap, 0};
-        pthread_create(&th[i], &at, rank_main, &args[i]);
+        sim *x = &sims[i];
+        x->wid = 0x1000u + i;
+        x->rank = i;
+        x->world = ranks;
+        x->stop = &stop;
+        x->cap = cap;
+        x->lat = calloc(cap, sizeof(double));
+        s3s__buf_init(&x->buf, 1 << 20);
+        nng_aio_alloc(&x->aio, sim_cb, x);
+        nng_ctx_open(&x->ctx, socks[i % nsock]);
+        sim_hello(x);
     }
     sleep(1); /* connections and hellos */
     s3s_coord_status s0, s1;
@@ -203,20 +269,35 @@ static int row(const char *dir, uint32_t ranks, double secs, const char *job, co
     s3s_coord_status_get(c, &s1);
     double el = now() - t0;
     stop = 1;
+    for (int w = 0; w < 3000; w++) {
+        pthread_mutex_lock(&g_mu);
+        int idle = g_idle;
+        pthread_mutex_unlock(&g_mu);
+        if (idle == (int)ranks)
+            break;
+        usleep(10000);
+    }
     int bad = 0;
     size_t total = 0;
     for (uint32_t i = 0; i < ranks; i++) {
-        pthread_join(th[i], NULL);
-        bad |= args[i].err;
-        total += args[i].nlat;
+        nng_aio_stop(sims[i].aio);
+        bad |= sims[i].err;
+        total += sims[i].nlat;
     }
     double *all = malloc((total ? total : 1) * sizeof(double));
     size_t k = 0;
     for (uint32_t i = 0; i < ranks; i++) {
-        memcpy(all + k, args[i].lat, args[i].nlat * sizeof(double));
-        k += args[i].nlat;
-        free(args[i].lat);
+        memcpy(all + k, sims[i].lat, sims[i].nlat * sizeof(double));
+        k += sims[i].nlat;
+        free(sims[i].lat);
+        nng_aio_free(sims[i].aio);
+        nng_ctx_close(sims[i].ctx);
+        s3s__buf_fini(&sims[i].buf);
     }
+    for (uint32_t i = 0; i < nsock; i++)
+        nng_close(socks[i]);
+    free(socks);
+    free(sims);
     qsort(all, total, sizeof(double), cmp_double);
     double req = (double)(s1.requests - s0.requests) / el;
     double commits = (double)(s1.journal_commits - s0.journal_commits) / el;
@@ -227,9 +308,6 @@ static int row(const char *dir, uint32_t ranks, double secs, const char *job, co
            bad ? "  (errors)" : "");
     fflush(stdout);
     free(all);
-    free(args);
-    free(th);
-    pthread_attr_destroy(&at);
     s3s_coord_destroy(c);
     return 0;
 }

@@ -126,7 +126,11 @@ static int journal_opaque(s3s__coord *c, uint32_t subtype, const uint8_t *d, siz
     r.subtype = subtype;
     r.data = d;
     r.data_len = (uint32_t)n;
-    return s3s__journal_append(c->journal, &r, NULL, &c->jerr);
+    uint64_t lsn = 0;
+    int rc = s3s__journal_append(c->journal, &r, &lsn, &c->jerr);
+    if (rc == 0 && lsn > c->lsn)
+        c->lsn = lsn;
+    return rc;
 }
 
 /* Keeps base and log so that they rebuild the channel (see coord.h). */
@@ -491,6 +495,26 @@ static int compact(s3s__coord *c, s3s__errbuf *eb)
         return rc;
     }
     return s3s__journal_compact_finish(jc, eb);
+}
+
+uint64_t s3s__coord_lsn(const s3s__coord *c)
+{
+    return c->lsn;
+}
+
+int s3s__coord_compact_due(const s3s__coord *c)
+{
+    if (c->jrc != 0)
+        return 1; /* the synchronous path reports the failure */
+    for (uint32_t i = 0; i < c->nchan; i++)
+        if (c->chans[i].compact_due)
+            return 1;
+    return 0;
+}
+
+int s3s__coord_wait(s3s__coord *c, uint64_t lsn, s3s__errbuf *eb)
+{
+    return s3s__journal_wait(c->journal, lsn, eb);
 }
 
 int s3s__coord_commit(s3s__coord *c, s3s__errbuf *eb)

@@ -48,16 +48,26 @@ void s3s__coord_close(s3s__coord *c);
 
 /* s3s__coord_handle answers one request (bytes as received) into reply
  * (reset first). Always produces a reply (an error message for a refused
- * request). The reply may depend on journal records not yet durable: send it
- * only after s3s__coord_commit. */
-void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_ms,
-                       s3s__buf *reply);
+ * request). Returns 1 when the reply acknowledges state (progress, drain, bye,
+ * hello, or a resend of any reply): send it only once the records appended so
+ * far are durable (s3s__coord_commit or s3s__coord_wait); 0 when it may go out
+ * at once (grants, heartbeats, status, errors). */
+int s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_ms, s3s__buf *reply);
 
 /* s3s__coord_commit makes every journal record appended so far durable,
  * then compacts the journal if a channel crossed an epoch boundary, and hands
  * the mirror what changed. S3S_EIO: nothing pending may be acknowledged and
  * the coordinator must stop (the journal refuses everything from now on). */
 int s3s__coord_commit(s3s__coord *c, s3s__errbuf *eb);
+
+/* Pipelined commits (the server's path): after handling a batch, its replies
+ * may go out once s3s__coord_wait(c, s3s__coord_lsn(c)) returned 0; that wait
+ * may run on another thread while this one handles the next batch (the
+ * journal group-commits concurrent waiters). When s3s__coord_compact_due says
+ * so, call s3s__coord_commit on this thread instead (epoch boundaries). */
+uint64_t s3s__coord_lsn(const s3s__coord *c);
+int s3s__coord_compact_due(const s3s__coord *c);
+int s3s__coord_wait(s3s__coord *c, uint64_t lsn, s3s__errbuf *eb);
 
 /* s3s__coord_tick expires leases of silent workers (called when idle). */
 void s3s__coord_tick(s3s__coord *c, uint64_t now_ms);

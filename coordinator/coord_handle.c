@@ -378,7 +378,7 @@ static void count_refusal(s3s__coord *c, int rc)
         c->cnt.refused_malformed++;
 }
 
-void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_ms, s3s__buf *reply)
+int s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_ms, s3s__buf *reply)
 {
     s3s__buf_reset(reply);
     c->now_ms = now_ms;
@@ -400,7 +400,7 @@ void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_
          * peer either way; it still tells a human what went wrong. */
         error_reply(c, m.seq, rc, eb.msg, reply);
         s3s__msg_fini(&m);
-        return;
+        return 0;
     }
     if (m.type == S3S_MSG_STATUS) {
         s3s__msg rm;
@@ -410,19 +410,19 @@ void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_
         rm.u.status_reply.write_arg = &sa;
         encode_or_error(c, &rm, reply);
         s3s__msg_fini(&m);
-        return;
+        return 0;
     }
     s3s__coord_peer *p = peer_get(c, m.sender, true);
     if (p == NULL) {
         error_reply(c, m.seq, S3S_ETOOBIG, "too many workers", reply);
         s3s__msg_fini(&m);
-        return;
+        return 0;
     }
     if (p->has_seq && m.seq == p->seq) {
         c->cnt.resends++;
         s3s__buf_append(reply, p->reply, p->reply_len);
         s3s__msg_fini(&m);
-        return;
+        return 1; /* the original may still be waiting for its commit */
     }
     if (p->has_seq && m.seq < p->seq) {
         c->cnt.refused_seq++;
@@ -432,9 +432,14 @@ void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_
                  (unsigned long long)m.seq, (unsigned long long)p->seq);
         error_reply(c, m.seq, S3S_ESTALE, t, reply);
         s3s__msg_fini(&m);
-        return;
+        return 0;
     }
     dispatch(c, p, &m, reply);
+    /* Progress, drain, bye and hello acknowledge state: their replies wait
+     * until it is durable. A grant need not: progress under it is only
+     * acknowledged after its own record, which follows the grant's. */
+    int wait = m.type == S3S_MSG_PROGRESS || m.type == S3S_MSG_DRAIN || m.type == S3S_MSG_BYE ||
+        m.type == S3S_MSG_HELLO;
     if (reply->len > p->reply_cap) { /* the cached reply's buffer is reused */
         char *nb = realloc(p->reply, reply->len);
         if (nb != NULL) {
@@ -449,4 +454,5 @@ void s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_
         p->has_seq = true;
     }
     s3s__msg_fini(&m);
+    return wait;
 }

@@ -79,6 +79,7 @@ struct s3s__coord {
     size_t peers_cap, npeers;
     s3s__coord_counters cnt;
     uint64_t commits;
+    uint64_t lsn; /* of the last record appended */
     s3s_s3 *s3; /* for sources and the mirror; NULL when not needed */
     /* mirror (coord_mirror.c) */
     pthread_mutex_t mu; /* guards mirror state and the status counters copy */

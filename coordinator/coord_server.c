@@ -3,10 +3,12 @@
  *
  * rep0 with `contexts` nng contexts: each context receives one request; its
  * callback queues it; the server thread takes every queued request at once,
- * handles them, commits the journal once for the whole batch (group commit)
- * and only then sends the batch's replies. Oversized messages: nng drops a
- * message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one
- * between max_msg and that is decoded, refused with an error and counted. */
+ * handles them (appending journal records), and hands the batch to the
+ * committer thread, which waits until the batch's last record is durable and
+ * only then sends its replies, while the server thread already handles the
+ * next batch: one fdatasync covers every request that arrived meanwhile. Oversized messages: nng
+ * drops a message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one between max_msg and
+ * that is decoded, refused with an error and counted. */
 #include "common/util/log.h"
 #include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
@@ -50,7 +52,20 @@ struct s3s_coord {
     bool stopping;
     bool fatal;
     char err[1024];
+    /* handled batches waiting for their journal lsn to be durable */
+    pthread_t cthr;
+    bool cthr_running;
+    struct batch *bhead, *btail;
+    bool cstop;
 };
+
+/* A handled batch: its replies go out once lsn is durable. */
+typedef struct batch {
+    struct batch *next;
+    uint64_t lsn;
+    uint32_t n;
+    uint32_t idx[];
+} batch;
 
 void s3s_coord_opts_init(s3s_coord_opts *o)
 {
@@ -103,7 +118,7 @@ static void ctx_cb(void *arg)
         x->req = nng_aio_get_msg(x->aio);
         pthread_mutex_lock(&c->mu);
         c->queue[c->nqueue++] = (uint32_t)(x - c->ctxs);
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         return;
     }
@@ -131,10 +146,56 @@ static void send_reply(s3s_coord *c, srv_ctx *x)
     nng_ctx_send(x->ctx, x->aio);
 }
 
+/* The committer: waits until each batch's records are durable (concurrent
+ * with the server thread handling the next batch: the journal group-commits),
+ * then sends its replies, in batch order. */
+static void *committer(void *arg)
+{
+    s3s_coord *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (c->bhead == NULL && !c->cstop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        batch *b = c->bhead;
+        if (b == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        c->bhead = b->next;
+        if (c->bhead == NULL)
+            c->btail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        s3s__errbuf eb;
+        int rc = c->fatal ? S3S_EIO : s3s__coord_wait(c->core, b->lsn, &eb);
+        if (rc != 0 && !c->fatal) {
+            c->fatal = true;
+            snprintf(c->err, sizeof(c->err), "journal failed, nothing more is acknowledged: %.900s",
+                     eb.msg);
+            S3S_LOGE("coordinator: %s", c->err);
+        }
+        for (uint32_t i = 0; i < b->n; i++) {
+            srv_ctx *x = &c->ctxs[b->idx[i]];
+            if (rc != 0) { /* never acknowledge what is not durable */
+                x->state = X_RECV;
+                nng_ctx_recv(x->ctx, x->aio);
+            } else {
+                send_reply(c, x);
+            }
+        }
+        free(b);
+    }
+    return NULL;
+}
+
 static void *serve(void *arg)
 {
     s3s_coord *c = arg;
-    uint32_t *batch = calloc(c->nctx, sizeof(*batch));
+    uint32_t *take = calloc(c->nctx, sizeof(*take));
+    uint32_t *now_list = calloc(c->nctx, sizeof(*now_list));
+    if (now_list == NULL) {
+        free(take);
+        take = NULL;
+    }
     uint64_t last_tick = s3s__now_ms(), last_mirror = last_tick;
     uint32_t interval = c->core->o.mirror_interval_ms ? c->core->o.mirror_interval_ms : 5000;
     for (;;) {
@@ -149,50 +210,73 @@ static void *serve(void *arg)
             }
             pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         }
-        uint32_t n = c->nqueue;
-        if (batch != NULL)
-            memcpy(batch, c->queue, n * sizeof(*batch));
+        uint32_t n = take != NULL ? c->nqueue : 0;
+        if (n > 0)
+            memcpy(take, c->queue, n * sizeof(*take));
         c->nqueue = 0;
         bool stop = c->stopping;
         pthread_mutex_unlock(&c->mu);
         uint64_t now = s3s__now_ms();
         pthread_mutex_lock(&c->core_mu);
+        uint32_t nwait = 0, nnow = 0;
         for (uint32_t i = 0; i < n; i++) {
-            srv_ctx *x = &c->ctxs[batch[i]];
-            s3s__coord_handle(c->core, nng_msg_body(x->req), nng_msg_len(x->req), now, &x->reply);
+            srv_ctx *x = &c->ctxs[take[i]];
+            int w = s3s__coord_handle(c->core, nng_msg_body(x->req), nng_msg_len(x->req), now,
+                                      &x->reply);
             nng_msg_free(x->req);
             x->req = NULL;
+            if (w)
+                take[nwait++] = take[i];
+            else
+                now_list[nnow++] = take[i];
         }
+        n = nwait;
         if (now - last_tick >= 250) {
             s3s__coord_tick(c->core, now);
             last_tick = now;
         }
-        s3s__errbuf eb;
-        int rc = c->fatal ? S3S_EIO : s3s__coord_commit(c->core, &eb);
-        if (rc != 0 && !c->fatal) {
-            c->fatal = true;
-            snprintf(c->err, sizeof(c->err), "journal failed, nothing more is acknowledged: %.900s",
-                     eb.msg);
-            S3S_LOGE("coordinator: %s", c->err);
+        if (s3s__coord_compact_due(c->core) || stop) { /* epoch boundary: commit here */
+            s3s__errbuf eb;
+            if (!c->fatal && s3s__coord_commit(c->core, &eb) != 0) {
+                c->fatal = true;
+                snprintf(c->err, sizeof(c->err),
+                         "journal failed, nothing more is acknowledged: %.900s", eb.msg);
+                S3S_LOGE("coordinator: %s", c->err);
+            }
         }
+        uint64_t lsn = s3s__coord_lsn(c->core);
         if (now - last_mirror >= interval) {
             s3s__coord_mirror_flush(c->core, NULL);
             last_mirror = now;
         }
         pthread_mutex_unlock(&c->core_mu);
-        for (uint32_t i = 0; i < n; i++) {
-            srv_ctx *x = &c->ctxs[batch[i]];
-            if (rc != 0) { /* never acknowledge what is not durable */
-                x->state = X_RECV;
-                nng_ctx_recv(x->ctx, x->aio);
-                continue;
+        for (uint32_t i = 0; i < nnow; i++) /* nothing to make durable first */
+            send_reply(c, &c->ctxs[now_list[i]]);
+        batch *b = n > 0 ? malloc(sizeof(*b) + n * sizeof(uint32_t)) : NULL;
+        if (b != NULL) {
+            b->next = NULL;
+            b->lsn = lsn;
+            b->n = n;
+            memcpy(b->idx, take, n * sizeof(uint32_t));
+            pthread_mutex_lock(&c->mu);
+            if (c->btail != NULL)
+                c->btail->next = b;
+            else
+                c->bhead = b;
+            c->btail = b;
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+        } else {
+            for (uint32_t i = 0; i < n; i++) { /* no memory: the peers resend */
+                c->ctxs[take[i]].state = X_RECV;
+                nng_ctx_recv(c->ctxs[take[i]].ctx, c->ctxs[take[i]].aio);
             }
-            send_reply(c, x);
         }
         if (stop)
             break;
     }
-    free(batch);
+    free(take);
+    free(now_list);
     return NULL;
 }
 
@@ -287,6 +371,10 @@ int s3s_coord_start(s3s_coord *c)
             return fail(c, S3S_ENOMEM, "nng context: %s%s", "", nrv);
     }
     c->stopping = false;
+    c->cstop = false;
+    if (pthread_create(&c->cthr, NULL, committer, c) != 0)
+        return fail(c, S3S_ENOMEM, "cannot start the committer thread%s%s", "", 0);
+    c->cthr_running = true;
     if (pthread_create(&c->thr, NULL, serve, c) != 0)
         return fail(c, S3S_ENOMEM, "cannot start the server thread%s%s", "", 0);
     c->running = true;
@@ -304,10 +392,18 @@ void s3s_coord_stop(s3s_coord *c)
     if (c->running) {
         pthread_mutex_lock(&c->mu);
         c->stopping = true;
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thr, NULL);
         c->running = false;
+    }
+    if (c->cthr_running) { /* the last batches' replies go out once durable */
+        pthread_mutex_lock(&c->mu);
+        c->cstop = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->cthr, NULL);
+        c->cthr_running = false;
     }
     for (uint32_t i = 0; c->ctxs != NULL && i < c->nctx; i++)
         if (c->ctxs[i].aio != NULL)

@@ -205,7 +205,10 @@ void s3s__coord_status_get(s3s__coord *c, s3s_coord_status *out)
     out->requests = c->cnt.requests;
     out->refused = c->cnt.refused;
     out->resends = c->cnt.resends;
-    out->journal_commits = c->commits;
+    s3s__journal_stats js = {0};
+    if (c->journal != NULL)
+        s3s__journal_stats_get(c->journal, &js);
+    out->journal_commits = js.syncs;
 }
 
 int s3s__coord_status_json(s3s__coord *c, int ledger, char **out)
