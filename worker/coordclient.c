@@ -103,6 +103,7 @@ static int exchange(nng_socket sock, const s3s__buf *req, uint32_t timeout_ms,
 {
     uint64_t deadline = mono_ms() + timeout_ms;
     nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (int)(timeout_ms < 10000 ? timeout_ms : 10000));
+    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (int)(timeout_ms < 10000 ? timeout_ms : 10000));
     for (;;) {
         int nrv = nng_send(sock, req->data, req->len, 0);
         if (nrv == 0) {

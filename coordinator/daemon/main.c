@@ -2,6 +2,7 @@
  * SIGTERM/SIGINT stop it cleanly: the batch in hand is committed, the journal
  * is flushed and the mirror gets a last upload. */
 #include "s3shard/coordinator.h"
+#include "common/util/log.h"
 #include "s3shard/error.h"
 
 #include <pthread.h>
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
             o.region = v;
         else if (strcmp(a, "--path-style") == 0)
             o.path_style = 1;
+        else if (strcmp(a, "-v") == 0)
+            s3s__log_set_level(s3s__log_get_level() + 1);
         else {
             fprintf(stderr, "s3shard-coordinator: unknown or incomplete option %s\n%s", a, usage);
             return 2;
