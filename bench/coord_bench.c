@@ -358,8 +358,8 @@ int main(int argc, char **argv)
         s3s_coord_status st;
         s3s_coord_status_get(c, &st);
         printf("memory: %llu-shard epoch: coordinator RSS +%.1f MiB = %.1f bytes/shard "
-               "(snapshot, served snapshot file, plan, scheduler; ledger grows by 32 B/shard "
-               "as the epoch is read); create + replay + epoch begin %.2f s\n",
+               "(snapshot, plan, scheduler with its ledger reserve); create + replay + epoch "
+               "begin %.2f s\n",
                (unsigned long long)st.shards_total, (double)(after - before) / 1024.0,
                (double)(after - before) * 1024.0 / (double)st.shards_total, el);
         s3s_coord_destroy(c);
