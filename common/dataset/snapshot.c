@@ -3,6 +3,7 @@
 #include "common/dataset/snapshot.h"
 
 #include "common/dataset/errinfo.h"
+#include "common/dataset/xxh64.h"
 #include "s3shard/error.h"
 
 #include <openssl/evp.h>
@@ -284,144 +285,6 @@ int s3s__sb_finish(s3s__snap_builder *b, s3s_snapshot_kind kind, const char *sou
     return 0;
 }
 
-/* ---- XXH64 (seed 0) ---- */
-
-#define P1 0x9E3779B185EBCA87ull
-#define P2 0xC2B2AE3D27D4EB4Full
-#define P3 0x165667B19E3779F9ull
-#define P4 0x85EBCA77C2B2AE63ull
-#define P5 0x27D4EB2F165667C5ull
-
-static uint64_t rotl(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static uint64_t xround(uint64_t acc, uint64_t in)
-{
-    acc += in * P2;
-    acc = rotl(acc, 31);
-    return acc * P1;
-}
-
-static uint64_t xmerge(uint64_t acc, uint64_t v)
-{
-    acc ^= xround(0, v);
-    return acc * P1 + P4;
-}
-
-/* A streaming XXH64 (seed 0), so that a file can be checksummed as written. */
-typedef struct xxh_state {
-    uint64_t v[4];
-    uint64_t total;
-    uint8_t buf[32];
-    size_t bl;
-} xxh_state;
-
-static void xxh_init(xxh_state *st)
-{
-    st->v[0] = P1 + P2;
-    st->v[1] = P2;
-    st->v[2] = 0;
-    st->v[3] = 0 - P1;
-    st->total = 0;
-    st->bl = 0;
-}
-
-static void xxh_stripe(xxh_state *st, const uint8_t *p)
-{
-    st->v[0] = xround(st->v[0], rd64(p));
-    st->v[1] = xround(st->v[1], rd64(p + 8));
-    st->v[2] = xround(st->v[2], rd64(p + 16));
-    st->v[3] = xround(st->v[3], rd64(p + 24));
-}
-
-static void xxh_update(xxh_state *st, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    st->total += len;
-    if (st->bl + len < 32) {
-        if (len > 0)
-            memcpy(st->buf + st->bl, p, len);
-        st->bl += len;
-        return;
-    }
-    if (st->bl > 0) {
-        size_t take = 32 - st->bl;
-        memcpy(st->buf + st->bl, p, take);
-        xxh_stripe(st, st->buf);
-        p += take;
-        len -= take;
-        st->bl = 0;
-    }
-    while (len >= 32) {
-        xxh_stripe(st, p);
-        p += 32;
-        len -= 32;
-    }
-    if (len > 0)
-        memcpy(st->buf, p, len);
-    st->bl = len;
-}
-
-static uint64_t xxh_digest(const xxh_state *st)
-{
-    uint64_t h;
-    if (st->total >= 32) {
-        const uint64_t *v = st->v;
-        h = rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18);
-        for (int i = 0; i < 4; i++)
-            h = xmerge(h, v[i]);
-    } else {
-        h = P5;
-    }
-    h += st->total;
-    const uint8_t *p = st->buf, *end = st->buf + st->bl;
-    while (p + 8 <= end) {
-        h ^= xround(0, rd64(p));
-        h = rotl(h, 27) * P1 + P4;
-        p += 8;
-    }
-    if (p + 4 <= end) {
-        h ^= (uint64_t)rd32(p) * P1;
-        h = rotl(h, 23) * P2 + P3;
-        p += 4;
-    }
-    while (p < end) {
-        h ^= (uint64_t)(*p) * P5;
-        h = rotl(h, 11) * P1;
-        p++;
-    }
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    h ^= h >> 32;
-    return h;
-}
-
-uint64_t s3s__xxh64(const void *data, size_t len)
-{
-    xxh_state st;
-    xxh_init(&st);
-    xxh_update(&st, data, len);
-    return xxh_digest(&st);
-}
-
 /* ---- file image ---- */
 
 static uint64_t pad8(uint64_t n)
@@ -625,11 +488,11 @@ void s3s_snapshot_destroy(s3s_snapshot *s)
 }
 
 /* write_all writes n bytes and adds them to the checksum. */
-static int write_all(int fd, xxh_state *st, const void *p, size_t n)
+static int write_all(int fd, s3s__xxh_state *st, const void *p, size_t n)
 {
     const char *c = p;
     if (st != NULL)
-        xxh_update(st, p, n);
+        s3s__xxh_update(st, p, n);
     while (n > 0) {
         ssize_t w = write(fd, c, n);
         if (w < 0 && errno == EINTR)
@@ -666,8 +529,8 @@ int s3s_snapshot_save(const s3s_snapshot *s, const char *path, s3s_errinfo *e)
         goto out;
     }
     /* Streamed from the snapshot's own memory: no file image is built. */
-    xxh_state st;
-    xxh_init(&st);
+    s3s__xxh_state st;
+    s3s__xxh_init(&st);
     static const uint8_t zeros[8];
     uint8_t trailer[16];
     int bad = write_all(fd, &st, head, (size_t)l.recs_off) ||
@@ -675,7 +538,7 @@ int s3s_snapshot_save(const s3s_snapshot *s, const char *path, s3s_errinfo *e)
         write_all(fd, &st, s->arena, (size_t)s->arena_len) ||
         write_all(fd, &st, zeros, (size_t)(l.trailer_off - l.arena_off - s->arena_len));
     if (!bad) {
-        put64(trailer, xxh_digest(&st));
+        put64(trailer, s3s__xxh_digest(&st));
         memcpy(trailer + 8, TRAILER_MAGIC, 8);
         bad = write_all(fd, NULL, trailer, 16);
     }
