@@ -555,7 +555,7 @@ void s3s__coord_tick(s3s__coord *c, uint64_t now_ms)
 
 /* ---- open ----------------------------------------------------------------- */
 
-static int read_file(const char *path, char **out, size_t *len)
+int s3s__coord_read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -627,7 +627,7 @@ static int load_job(s3s__coord *c, s3s__errbuf *eb)
     const char *src = c->job_path ? c->job_path : path;
     char *data = NULL;
     size_t len = 0;
-    int rc = read_file(src, &data, &len);
+    int rc = s3s__coord_read_file(src, &data, &len);
     if (rc != 0)
         return s3s__err_set(eb, c->job_path ? rc : S3S_ECONFIG,
                             c->job_path ? "cannot read job spec %s"
@@ -654,10 +654,15 @@ static int load_job(s3s__coord *c, s3s__errbuf *eb)
     return 0;
 }
 
+void s3s__coord_snap_path(const s3s__coord *c, const s3s__coord_chan *ch, char *out, size_t n)
+{
+    snprintf(out, n, "%s/snapshot-%s.s3ss", c->state_dir, ch->ch->name);
+}
+
 static int load_snapshot(s3s__coord *c, s3s__coord_chan *ch, s3s__errbuf *eb)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/snapshot-%s.s3ss", c->state_dir, ch->ch->name);
+    s3s__coord_snap_path(c, ch, path, sizeof(path));
     s3s_errinfo ei;
     struct stat sb;
     int rc;
@@ -683,8 +688,7 @@ static int load_snapshot(s3s__coord *c, s3s__coord_chan *ch, s3s__errbuf *eb)
             return s3s__err_set(eb, rc, "channel %s: snapshot: %s", ch->ch->name, ei.msg);
     }
     s3s_snapshot_hash(ch->snap, ch->snap_hash);
-    rc = read_file(path, &ch->snap_file, &ch->snap_file_len);
-    return rc ? s3s__err_set(eb, rc, "cannot read %s", path) : 0;
+    return 0;
 }
 
 static char *dupstr(const char *s)
@@ -826,7 +830,6 @@ void s3s__coord_close(s3s__coord *c)
         s3s__sched_destroy(ch->sched);
         s3s_plan_destroy(ch->plan);
         s3s_snapshot_destroy(ch->snap);
-        free(ch->snap_file);
         free(ch->shards);
         free(ch->owner);
         s3s__buf_fini(&ch->base);

@@ -28,8 +28,6 @@ typedef struct s3s__coord_chan {
     uint32_t index;
     s3s_snapshot *snap;
     uint8_t snap_hash[32];
-    char *snap_file; /* the saved snapshot file's bytes (served to workers) */
-    size_t snap_file_len;
     s3s_plan *plan; /* the current epoch's plan */
     uint64_t plan_epoch;
     s3s__sched_shard *shards; /* the current epoch's order, for the scheduler */
@@ -95,6 +93,12 @@ int s3s__coord_chan_begin(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3
 void s3s__coord_advance(s3s__coord *c);
 s3s__coord_chan *s3s__coord_chan_find(s3s__coord *c, const char *name);
 int s3s__coord_set_world(s3s__coord *c, uint32_t world, s3s__errbuf *eb);
+
+/* s3s__coord_read_file reads a whole file (for snapshots served to workers,
+ * read when asked rather than kept in memory). */
+int s3s__coord_read_file(const char *path, char **out, size_t *len);
+/* s3s__coord_snap_path: DIR/snapshot-<channel>.s3ss */
+void s3s__coord_snap_path(const s3s__coord *c, const s3s__coord_chan *ch, char *out, size_t n);
 
 /* coord_status.c */
 int s3s__coord_status_write(void *arg, s3s__mpw *w);

@@ -157,7 +157,12 @@ int s3s__coord_mirror_put_static(s3s__coord *c, s3s__errbuf *eb)
     for (uint32_t i = 0; rc == 0 && i < c->nchan; i++) {
         char name[256];
         snprintf(name, sizeof(name), "snapshot-%s.s3ss", c->chans[i].ch->name);
-        rc = put_obj(c, name, c->chans[i].snap_file, c->chans[i].snap_file_len, eb);
+        char spath[4096], key[2048];
+        s3s__coord_snap_path(c, &c->chans[i], spath, sizeof(spath));
+        key_of(c, name, key, sizeof(key));
+        rc = s3s_s3_put_file(c->s3, c->mirror_bucket, key, spath, NULL);
+        if (rc != 0)
+            rc = s3s__err_set(eb, rc, "state mirror: %s", s3s_s3_errmsg(c->s3));
     }
     return rc;
 }

@@ -178,9 +178,16 @@ int s3s__coord_status_write(void *arg, s3s__mpw *w)
         kv_s(w, "job", c->job_json);
         s3s__mpw_cstr(w, "snapshots");
         s3s__mpw_map(w, c->nchan);
-        for (uint32_t i = 0; i < c->nchan; i++) {
+        for (uint32_t i = 0; i < c->nchan; i++) { /* read when asked, not kept */
+            char path[4096], *d = NULL;
+            size_t n = 0;
+            s3s__coord_snap_path(c, &c->chans[i], path, sizeof(path));
             s3s__mpw_cstr(w, c->chans[i].ch->name);
-            s3s__mpw_bin(w, c->chans[i].snap_file, c->chans[i].snap_file_len);
+            if (s3s__coord_read_file(path, &d, &n) == 0 && n < w->out->max)
+                s3s__mpw_bin(w, d, n);
+            else
+                s3s__mpw_nil(w); /* too big for one message: workers report it */
+            free(d);
         }
     }
     return w->err;

@@ -159,8 +159,13 @@ static int load_dataset(consume *k, s3s__cli *g, const char *url, const uint8_t 
     s3s_job *j = NULL;
     s3s_errinfo ei;
     rc = 1;
-    if (job == NULL || job->type != S3S_PV_STR || sf == NULL || sf->type != S3S_PV_BIN)
+    if (job == NULL || job->type != S3S_PV_STR || sf == NULL)
         s3s__cli_fail("consume", "the coordinator has no channel \"%s\"", k->channel);
+    else if (sf->type != S3S_PV_BIN)
+        s3s__cli_fail("consume",
+                      "the snapshot of channel \"%s\" does not fit in one message: raise the "
+                      "coordinator's --max-msg",
+                      k->channel);
     else if (s3s_job_parse(&j, job->v.s, job->n, "coordinator job", &ei) != 0)
         s3s__cli_fail("consume", "job from the coordinator: %s", ei.msg);
     else if (s3s_snapshot_load_mem(&k->snap, sf->v.bin, sf->n, &ei) != 0)
