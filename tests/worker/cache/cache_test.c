@@ -529,15 +529,18 @@ static void test_evict_while_reading(void **state)
 
 /* Several processes race for the same block: exactly one fetches it, all
  * others wait and read the same bytes. Each child reports 'W' (wrote) or
- * 'R' (read a good copy) through a pipe; the fetch is slowed down so the
- * others really wait. */
+ * 'R' (read a good copy) through a pipe. Every child says "about to claim"
+ * on a third pipe just before it claims; the winner holds its claim until it
+ * has heard all of them (and a little longer), so the others really wait
+ * however loaded the machine is. */
 static void test_processes_race_for_a_block(void **state)
 {
     fx *f = *state;
     enum { NPROC = 4 };
-    int go[2], rep[2];
+    int go[2], rep[2], ready[2];
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(rep), 0);
+    assert_int_equal(pipe(ready), 0);
     pid_t pids[NPROC];
     for (int i = 0; i < NPROC; i++) {
         pids[i] = fork();
@@ -555,12 +558,15 @@ static void test_processes_race_for_a_block(void **state)
             s3s__cache_writer *w = NULL;
             s3s__cache_block b = {-1, 0};
             if (s3s__cache_open(&c, f->dir, &f->o, NULL) == 0 &&
-                s3s__cache_entry_open(c, &id, &e, NULL) == 0 &&
-                s3s__cache_claim(e, 1, 20000, &w, &b, NULL) == 0) {
+                s3s__cache_entry_open(c, &id, &e, NULL) == 0 && write(ready[1], "c", 1) == 1 &&
+                s3s__cache_claim(e, 1, 60000, &w, &b, NULL) == 0) {
                 if (w != NULL) {
                     uint8_t buf[BS / 2];
                     for (size_t k = 0; k < sizeof(buf); k++)
                         buf[k] = byte_at(BS + k, 11);
+                    char rc_ch;
+                    for (int heard = 0; heard < NPROC && read(ready[0], &rc_ch, 1) == 1;)
+                        heard++;
                     usleep(200 * 1000);
                     int rc = s3s__cache_writer_write(w, buf, BS / 4, NULL);
                     usleep(100 * 1000);
@@ -584,6 +590,8 @@ static void test_processes_race_for_a_block(void **state)
     }
     close(go[0]);
     close(rep[1]);
+    close(ready[0]);
+    close(ready[1]);
     char start[NPROC];
     memset(start, 'g', sizeof(start));
     assert_int_equal(write(go[1], start, NPROC), NPROC);
