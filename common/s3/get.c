@@ -64,7 +64,30 @@ typedef struct piece {
     uint64_t off, len;
     int busy; /* submitted, not yet delivered */
     int ready; /* finished fine, bytes in x.body */
+    int streaming; /* next in order: its bytes go straight to the caller */
+    s3s_s3_write_cb cb;
+    void *ud;
 } piece;
+
+/* The sink of every piece: the piece whose turn it is streams into the
+ * caller's callback (no copy); the others fill their buffer until their turn
+ * comes. The engine never hands a byte twice, so both paths see each byte once. */
+static int piece_sink(void *ud, const void *p, size_t n)
+{
+    piece *pc = ud;
+    if (pc->streaming)
+        return pc->cb(pc->ud, p, n);
+    return s3s__buf_append(&pc->x.body, p, n) == 0 ? 0 : S3S_ETOOBIG;
+}
+
+/* Makes pc the streaming piece: what it buffered so far goes to the caller first. */
+static int piece_stream(piece *pc)
+{
+    int rc = pc->x.body.len > 0 ? pc->cb(pc->ud, pc->x.body.data, pc->x.body.len) : 0;
+    s3s__buf_reset(&pc->x.body);
+    pc->streaming = 1;
+    return rc;
+}
 
 int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_t off, uint64_t len,
                         unsigned connections, s3s_s3_write_cb cb, void *ud, s3s_s3_objinfo *info)
@@ -134,6 +157,11 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
             p->x.range_len = p->len;
             p->x.if_match = oi.etag[0] ? oi.etag : NULL;
             p->x.user = p;
+            p->x.sink = piece_sink;
+            p->x.sink_ud = p;
+            p->cb = cb;
+            p->ud = ud;
+            p->streaming = next_submit == next_deliver;
             if ((rc = s3s__http_submit(s3, &p->x)) != 0) {
                 s3s__err_set(&s3->eb, rc, "out of memory");
                 break;
@@ -167,18 +195,28 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
         }
         if (rc != 0)
             break;
-        /* Deliver every piece that is ready, in order. */
-        while (next_deliver < next_submit && ring[next_deliver % window].ready) {
+        /* Deliver every piece that is ready, in order; the next one still
+         * running then streams. */
+        while (next_deliver < next_submit && rc == 0) {
             piece *p = &ring[next_deliver % window];
-            int crc = cb(ud, p->x.body.data, p->x.body.len);
-            p->ready = 0;
-            p->busy = 0;
-            s3s__buf_reset(&p->x.body);
-            if (crc != 0) {
-                rc = s3s__err_set(&s3->eb, crc, "GET %s/%s: stopped by the caller", bucket, key);
-                break;
+            int crc = 0;
+            if (!p->ready) {
+                if (!p->streaming)
+                    crc = piece_stream(p);
+                if (crc == 0)
+                    break;
+            } else {
+                crc = p->x.body.len > 0 ? cb(ud, p->x.body.data, p->x.body.len) : 0;
+                p->ready = 0;
+                p->busy = 0;
+                p->streaming = 0;
+                s3s__buf_reset(&p->x.body);
+                if (crc == 0) {
+                    next_deliver++;
+                    continue;
+                }
             }
-            next_deliver++;
+            rc = s3s__err_set(&s3->eb, crc, "GET %s/%s: stopped by the caller", bucket, key);
         }
     }
     for (unsigned i = 0; i < window; i++) {
