@@ -241,6 +241,74 @@ static void test_put_and_list_survive_faults(void **state)
     assert_true(s3s_test_faultproxy_count(&e->fault, NULL, "slowdown") >= 1);
 }
 
+/* Parallel GET without a HEAD: the first ranged GET gives size and ETag, so
+ * a small object is one request, a big one exactly one per piece; empty
+ * objects and offsets at or past the end still get the right answer (a HEAD
+ * then). */
+static void test_parallel_get_needs_no_head(void **state)
+{
+    env *e = *state;
+    checker c;
+    int rc = get_all(e, e->s3, NULL, &c, 1);
+    if (rc != 0)
+        fail_msg("parallel get: %s", s3s_s3_errmsg(e->s3));
+    assert_false(c.wrong);
+    assert_int_equal(c.got, OBJ_SIZE);
+    assert_int_equal(s3s_test_faultproxy_count(&e->fault, "/bkt/obj", "HEAD"), 0);
+    /* 3 MiB in 1 MiB pieces: the first (which also says the size), then 2. */
+    assert_int_equal(s3s_test_faultproxy_count(&e->fault, "/bkt/obj", "GET"), 3);
+
+    assert_int_equal(s3s_s3_put(e->s3, "bkt", "small", "hello", 5, NULL), 0);
+    assert_int_equal(s3s_s3_put(e->s3, "bkt", "empty", "", 0, NULL), 0);
+    assert_int_equal(s3s_test_faultproxy_reset(&e->fault, 1), 0);
+    memset(&c, 0, sizeof c);
+    c.want = "hello";
+    c.want_len = 5;
+    s3s_s3_objinfo info;
+    assert_int_equal(
+        s3s_s3_get_parallel(e->s3, "bkt", "small", 0, S3S_TO_END, 4, check_cb, &c, &info), 0);
+    assert_int_equal(c.got, 5);
+    assert_false(c.wrong);
+    assert_int_equal(info.size, 5);
+    assert_true(info.etag[0] != '\0');
+    assert_int_equal(s3s_test_faultproxy_count(&e->fault, "/bkt/small", "requests"), 1);
+    /* A part in the middle, and the last byte. */
+    memset(&c, 0, sizeof c);
+    c.want = "ell";
+    c.want_len = 3;
+    assert_int_equal(s3s_s3_get_parallel(e->s3, "bkt", "small", 1, 3, 4, check_cb, &c, NULL), 0);
+    assert_int_equal(c.got, 3);
+    memset(&c, 0, sizeof c);
+    c.want = "o";
+    c.want_len = 1;
+    assert_int_equal(
+        s3s_s3_get_parallel(e->s3, "bkt", "small", 4, S3S_TO_END, 4, check_cb, &c, NULL), 0);
+    assert_int_equal(c.got, 1);
+    /* At or past the end of a non-empty object: S3S_ERANGE naming the size, as
+     * with the HEAD first; a zero length there is fine. */
+    memset(&c, 0, sizeof c);
+    for (uint64_t off = 5; off <= 6; off++) {
+        assert_int_equal(
+            s3s_s3_get_parallel(e->s3, "bkt", "small", off, S3S_TO_END, 4, check_cb, &c, NULL),
+            S3S_ERANGE);
+        assert_non_null(strstr(s3s_s3_errmsg(e->s3), "past the end (5 bytes)"));
+    }
+    assert_int_equal(s3s_s3_get_parallel(e->s3, "bkt", "small", 5, 0, 4, check_cb, &c, &info), 0);
+    assert_int_equal(info.size, 5);
+    assert_int_equal(c.got, 0);
+    /* An empty object: zero bytes, size 0. */
+    info.size = 99;
+    assert_int_equal(
+        s3s_s3_get_parallel(e->s3, "bkt", "empty", 0, S3S_TO_END, 4, check_cb, &c, &info), 0);
+    assert_int_equal(c.got, 0);
+    assert_int_equal(info.size, 0);
+    /* A missing key fails at once, naming it. */
+    assert_int_equal(
+        s3s_s3_get_parallel(e->s3, "bkt", "nope", 0, S3S_TO_END, 4, check_cb, &c, NULL),
+        S3S_ENOTFOUND);
+    assert_non_null(strstr(s3s_s3_errmsg(e->s3), "bkt/nope"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_stall_forever_times_out_and_is_retried),
         cmocka_unit_test(test_stall_mid_body_times_out_and_is_retried),
         cmocka_unit_test(test_parallel_get_with_random_faults),
+        cmocka_unit_test(test_parallel_get_needs_no_head),
         cmocka_unit_test(test_persistent_slowdown_fails_clearly),
         cmocka_unit_test(test_persistent_short_body_fails_never_wrong),
         cmocka_unit_test(test_put_and_list_survive_faults),
