@@ -84,6 +84,16 @@ typedef int (*s3s_s3_list_cb)(void *ud, const char *key, uint64_t size, const ch
 S3S_API int s3s_s3_list(s3s_s3 *s3, const char *bucket, const char *prefix, const char *start_after,
                         s3s_s3_list_cb cb, void *ud);
 
+/* s3s_s3_prefix_cb is called once per common prefix ("folder/") of a
+ * one-level listing. Return 0 to go on, non-zero to stop. */
+typedef int (*s3s_s3_prefix_cb)(void *ud, const char *prefix);
+
+/* s3s_s3_list_dir lists one level under prefix with delimiter '/', like
+ * `aws s3 ls`: objects directly under prefix go to cb, sub-folders to pcb
+ * (may be NULL), each in key order per page. */
+S3S_API int s3s_s3_list_dir(s3s_s3 *s3, const char *bucket, const char *prefix, s3s_s3_list_cb cb,
+                            s3s_s3_prefix_cb pcb, void *ud);
+
 /* s3s_s3_list_parallel lists the same objects as s3s_s3_list, splitting the key
  * space into ranges listed concurrently (see the README: "Parallel listing").
  * cb is still called in key order, from the calling thread. parallelism 0 means
