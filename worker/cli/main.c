@@ -24,6 +24,35 @@ static const s3s__cli_cmd commands[] = {
      "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
      "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
      "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
+    {"spec", s3s__cmd_spec, "validate a job spec and print it resolved",
+     "usage: s3shard spec check JOB.json\n"
+     "\n"
+     "Validates the job spec (SageMaker's InputDataConfig plus the \"S3Shard\" key) and\n"
+     "prints it with every default filled in. Errors name the file, line and column\n"
+     "(JSON syntax) or the JSON path (rules). Exit 0 valid, 1 invalid.\n"},
+    {"snapshot", s3s__cmd_snapshot, "enumerate a dataset once; show or verify a snapshot",
+     "usage: s3shard snapshot create --job JOB.json --channel NAME [--out FILE|s3://URI]\n"
+     "       s3shard snapshot create --source URI [--type S3Prefix|ManifestFile|\n"
+     "               AugmentedManifestFile|Directory] [--attributes a,b-ref]\n"
+     "               [--manifest-metadata List|Head|None] [--skip-bad-records]\n"
+     "               --out FILE|s3://URI\n"
+     "       s3shard snapshot show FILE|s3://URI [--keys] [--limit N]\n"
+     "       s3shard snapshot verify FILE|s3://URI [--hash SHA256]\n"
+     "\n"
+     "create with --job and no --out writes <StateDir>/snapshots/<channel>.snap, the\n"
+     "file `plan` reads. verify checks the file checksum, the entry order and the\n"
+     "content hash (and that it equals --hash). See docs/dataset.md.\n"},
+    {"plan", s3s__cmd_plan, "print one rank's share of an epoch (no coordinator needed)",
+     "usage: s3shard plan --job JOB.json --channel NAME --epoch E\n"
+     "                    [--rank R --world-size N] [--format keys|json]\n"
+     "                    [--snapshot FILE|s3://URI] [--resource-config PATH]\n"
+     "\n"
+     "Without --rank/--world-size the topology comes from torch (RANK, WORLD_SIZE,\n"
+     "LOCAL_RANK), Open MPI (OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK), PMI (PMI_RANK,\n"
+     "PMI_SIZE), Slurm (SLURM_PROCID, SLURM_NTASKS), then SageMaker's resourceconfig.json\n"
+     "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
+     "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
+     "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,169 @@
+/* cmd_plan.c: `s3shard plan`: one rank's share of one epoch of one channel,
+ * computed locally (no coordinator): the MPI / no-server mode. */
+#include "worker/cli/dataset_cli.h"
+
+#include "s3shard/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const dist_names[] = {"FullyReplicated", "ShardedByS3Key", "Dynamic"};
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s[0] == '\0' || s[0] == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* print_json_string writes s (n bytes) as a JSON string. */
+static void print_json_string(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+int s3s__cmd_plan(s3s__cli *g, int argc, char **argv)
+{
+    const char *cmd = "plan", *job_path = NULL, *channel = NULL, *snap_arg = NULL, *format = "keys",
+               *rcfg = NULL;
+    const char *epoch_s = NULL, *rank_s = NULL, *world_s = NULL;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        if ((v = s3s__cli_optval(argc, argv, &i, "--job", &miss)))
+            job_path = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--channel", &miss)))
+            channel = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--epoch", &miss)))
+            epoch_s = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--rank", &miss)))
+            rank_s = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--world-size", &miss)))
+            world_s = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--format", &miss)))
+            format = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--snapshot", &miss)))
+            snap_arg = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--resource-config", &miss)))
+            rcfg = v;
+        else if (miss)
+            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
+        else
+            return s3s__cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+    }
+    if (job_path == NULL || channel == NULL || epoch_s == NULL)
+        return s3s__cli_usage_error(cmd, "--job, --channel and --epoch are required");
+    if (strcmp(format, "keys") != 0 && strcmp(format, "json") != 0)
+        return s3s__cli_usage_error(cmd, "--format is keys or json");
+    if ((rank_s == NULL) != (world_s == NULL))
+        return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
+    uint64_t epoch, rank = 0, world = 0;
+    if (parse_u64(epoch_s, &epoch) != 0)
+        return s3s__cli_usage_error(cmd, "--epoch: expected a number, got '%s'", epoch_s);
+    s3s_topology topo = {0};
+    s3s_errinfo e = {0};
+    if (rank_s != NULL) {
+        if (parse_u64(rank_s, &rank) != 0 || parse_u64(world_s, &world) != 0 || world == 0 ||
+            world > UINT32_MAX || rank >= world)
+            return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
+        topo.rank = (uint32_t)rank;
+        topo.world_size = (uint32_t)world;
+        snprintf(topo.source, sizeof(topo.source), "flags");
+    } else if (s3s_topology_detect(&topo, rcfg, &e) != 0) {
+        return s3s__cli_fail(cmd, "%s", e.msg);
+    }
+    s3s_job *job = NULL;
+    s3s_snapshot *snap = NULL;
+    s3s_plan *plan = NULL;
+    int rc = 1;
+    if (s3s_job_load(&job, job_path, &e) != 0)
+        return s3s__cli_fail(cmd, "%s", e.msg);
+    const s3s_channel *ch = s3s_job_channel_find(job, channel);
+    if (ch == NULL) {
+        s3s__cli_fail(cmd, "%s has no channel \"%s\"", job_path, channel);
+        goto out;
+    }
+    if (s3s__cli_channel_snapshot(g, cmd, job, ch, snap_arg, &snap) != 0)
+        goto out;
+    s3s_plan_opts po;
+    s3s_plan_opts_from_channel(&po, ch, epoch);
+    s3s_share share;
+    if (s3s_plan_create(&plan, snap, &po, &e) != 0 ||
+        s3s_plan_share(plan, topo.rank, topo.world_size, &share, &e) != 0) {
+        s3s__cli_fail(cmd, "channel %s: %s", channel, e.msg);
+        goto out;
+    }
+    const uint32_t *order = s3s_plan_order(plan);
+    int json = strcmp(format, "json") == 0;
+    char hex[65];
+    s3s_snapshot_hash_hex(snap, hex);
+    const char *bucket = s3s_snapshot_bucket(snap);
+    if (json) {
+        printf("{\"channel\": ");
+        print_json_string(channel, strlen(channel));
+        printf(", \"epoch\": %" PRIu64 ", \"rank\": %u, \"world_size\": %u, \"local_rank\": %u, "
+               "\"topology\": \"%s\",\n \"distribution\": \"%s\", \"balance\": \"%s\", "
+               "\"shuffle\": %s, \"seed\": %" PRIu64 ",\n \"snapshot\": \"%s\", \"bucket\": ",
+               epoch, topo.rank, topo.world_size, topo.local_rank, topo.source,
+               dist_names[ch->distribution], ch->balance == S3S_BALANCE_BYTES ? "bytes" : "count",
+               ch->shuffle ? "true" : "false", ch->seed, hex);
+        if (bucket)
+            print_json_string(bucket, strlen(bucket));
+        else
+            printf("null");
+        printf(", \"shards_total\": %zu, \"share\": {\"begin\": %" PRIu64 ", \"end\": %" PRIu64
+               "},\n \"objects\": [",
+               s3s_plan_shard_count(plan), share.begin, share.end);
+    }
+    uint64_t nobj = 0, bytes = 0;
+    for (uint64_t pos = share.begin; pos < share.end; pos++) {
+        s3s_shard sh;
+        s3s_plan_shard(plan, order[pos], &sh);
+        for (uint64_t i = sh.first; i < sh.first + sh.count; i++) {
+            s3s_entry ent;
+            s3s_snapshot_entry(snap, (size_t)i, &ent);
+            if (json) {
+                printf("%s\n  {\"key\": ", nobj ? "," : "");
+                print_json_string(ent.key, ent.key_len);
+                printf(", \"size\": %" PRIu64 ", \"etag\": ", ent.size);
+                print_json_string(ent.etag, strlen(ent.etag));
+                printf(", \"shard\": %u, \"position\": %" PRIu64 "}", order[pos], pos);
+            } else {
+                fwrite(ent.key, 1, ent.key_len, stdout);
+                putchar('\n');
+            }
+            nobj++;
+            bytes += ent.size;
+        }
+    }
+    if (json)
+        printf("],\n \"object_count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}\n", nobj, bytes);
+    if (fflush(stdout) != 0) {
+        s3s__cli_fail(cmd, "writing the output failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    s3s_plan_destroy(plan);
+    s3s_snapshot_destroy(snap);
+    s3s_job_destroy(job);
+    s3s__cli_s3_close();
+    return rc;
+}

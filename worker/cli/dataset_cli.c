@@ -1,0 +1,122 @@
+/* dataset_cli.c: see dataset_cli.h. */
+#include "worker/cli/dataset_cli.h"
+
+#include "s3shard/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static s3s_s3 *cli_s3;
+
+const char *s3s__cli_optval(int argc, char **argv, int *i, const char *name, int *missing)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    (*i)++;
+    return argv[*i];
+}
+
+s3s_s3 *s3s__cli_s3(s3s__cli *g, const char *cmd)
+{
+    if (cli_s3 != NULL)
+        return cli_s3;
+    s3s_s3_opts o;
+    s3s_s3_opts_init(&o);
+    o.endpoint = g->endpoint;
+    o.region = g->region;
+    o.profile = g->profile;
+    o.path_style = g->path_style;
+    o.verbose = g->verbose > 0;
+    if (s3s_s3_create(&cli_s3, &o) != 0) {
+        s3s__cli_fail(cmd, "cannot make an S3 client: %s", s3s_s3_last_create_error());
+        cli_s3 = NULL;
+    }
+    return cli_s3;
+}
+
+void s3s__cli_s3_close(void)
+{
+    s3s_s3_destroy(cli_s3);
+    cli_s3 = NULL;
+}
+
+int s3s__cli_load_snapshot(s3s__cli *g, const char *cmd, const char *where, s3s_snapshot **out)
+{
+    s3s_errinfo e = {0};
+    int rc;
+    if (strncmp(where, "s3://", 5) == 0) {
+        s3s_s3 *s3 = s3s__cli_s3(g, cmd);
+        if (s3 == NULL)
+            return 1;
+        rc = s3s_snapshot_get(out, s3, where, &e);
+    } else {
+        rc = s3s_snapshot_load(out, where, &e);
+    }
+    if (rc != 0)
+        return s3s__cli_fail(cmd, "%s", e.msg);
+    return 0;
+}
+
+/* mkdirs: mkdir -p. */
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+int s3s__cli_channel_snapshot(s3s__cli *g, const char *cmd, const s3s_job *job,
+                              const s3s_channel *ch, const char *given, s3s_snapshot **out)
+{
+    *out = NULL;
+    if (given != NULL)
+        return s3s__cli_load_snapshot(g, cmd, given, out);
+    const char *state = s3s_job_settings_get(job)->state_dir;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof(dir), "%s/snapshots", state);
+    snprintf(path, sizeof(path), "%s/%s.snap", dir, ch->name);
+    s3s_errinfo e = {0};
+    int rc = s3s_snapshot_load(out, path, &e);
+    if (rc == 0)
+        return 0;
+    if (rc != S3S_ENOTFOUND)
+        return s3s__cli_fail(cmd, "cached snapshot: %s (remove it to enumerate again)", e.msg);
+    s3s_s3 *s3 = NULL;
+    int needs_s3 = ch->data_type != S3S_DATA_FILESYSTEM &&
+        (ch->data_type != S3S_DATA_AUGMENTED_MANIFEST || strncmp(ch->uri, "s3://", 5) == 0);
+    if (needs_s3 && (s3 = s3s__cli_s3(g, cmd)) == NULL)
+        return 1;
+    s3s_source_opts so;
+    s3s_source_opts_from_channel(&so, ch, s3);
+    if ((rc = s3s_snapshot_create(out, &so, &e)) != 0)
+        return s3s__cli_fail(cmd, "enumerating channel %s: %s", ch->name, e.msg);
+    if (mkdirs(dir) != 0 || s3s_snapshot_save(*out, path, &e) != 0)
+        fprintf(stderr, "s3shard %s: warning: cannot cache the snapshot in %s: %s\n", cmd, path,
+                e.msg[0] ? e.msg : strerror(errno));
+    return 0;
+}
