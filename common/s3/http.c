@@ -431,6 +431,9 @@ static int start_attempt(s3s_s3 *s3, s3s__xfer *x)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, v->hdrs);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* "a/./b" and "a/../b" are S3 keys like any other: never let curl
+     * normalize the path we signed. */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, v->curl_err);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -572,8 +575,18 @@ static void attempt_ended(s3s_s3 *s3, s3s__xfer *x, CURLcode cc)
         memset(&xe, 0, sizeof xe);
         if (v->errbody.len > 0)
             s3s__xml_parse_error(&xe, v->errbody.data, v->errbody.len, &ignore);
-        snprintf(what, sizeof what, "HTTP %ld%s%.127s%s%.400s", x->status, xe.code[0] ? " " : "",
-                 xe.code, xe.message[0] ? ": " : "", xe.message);
+        /* HEAD replies (and some proxies) carry no XML: name the status then. */
+        const char *phrase = xe.code[0] != '\0' ? xe.code
+            : x->status == 404                  ? "Not Found"
+            : x->status == 403                  ? "Forbidden"
+            : x->status == 400                  ? "Bad Request"
+            : x->status == 412                  ? "Precondition Failed"
+            : x->status == 416                  ? "Range Not Satisfiable"
+            : x->status == 503                  ? "Service Unavailable"
+            : x->status >= 500                  ? "Server Error"
+                                                : "";
+        snprintf(what, sizeof what, "HTTP %ld%s%.127s%s%.400s", x->status, phrase[0] ? " " : "",
+                 phrase, xe.message[0] ? ": " : "", xe.message);
         long s = x->status;
         if (s == 500 || s == 502 || s == 503 || s == 504 || s == 429 ||
             strcmp(xe.code, "RequestTimeout") == 0 || strcmp(xe.code, "InternalError") == 0)
@@ -721,13 +734,24 @@ int s3s__http_wait(s3s_s3 *s3, s3s__xfer **out)
         collect(s3);
         if (h->done != NULL)
             continue;
+        /* Attempts that just failed are now in backoff: wait no longer than
+         * the first deadline. */
+        uint64_t now = now_ms();
+        for (s3s__xfer *q = h->queue; q != NULL; q = q->priv->next) {
+            if (q->priv->deadline_ms <= now && h->active >= s3->opts.max_connections)
+                continue; /* ready, waiting for a slot: a finishing transfer wakes us */
+            long d = q->priv->deadline_ms > now ? (long)(q->priv->deadline_ms - now) : 0;
+            if (d < wait)
+                wait = d;
+        }
         if (h->active == 0 && wait > 0) {
             /* Only backoffs pending: sleep until the first deadline. */
             struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
-        curl_multi_poll(h->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
+        if (wait > 0)
+            curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
     }
 }
 

@@ -10,6 +10,30 @@
 
 static const s3s__cli_cmd commands[] = {
     {"version", s3s__cmd_version, "print the version", "usage: s3shard version\n"},
+    {"ls", s3s__cmd_ls, "list objects: key, size, ETag per line",
+     "usage: s3shard ls s3://BUCKET[/PREFIX] [--recursive] [--json]\n"
+     "\n"
+     "Without --recursive: one level, sub-folders as 'PRE name/' lines (like aws s3 ls).\n"
+     "With --recursive: every object under the prefix, listed in parallel (still in key\n"
+     "order). Each object line is KEY<TAB>SIZE<TAB>ETAG; --json prints one JSON object per\n"
+     "line ({\"key\",\"size\",\"etag\",\"last_modified\"} or {\"prefix\"}).\n"
+     "stderr gets a summary: N objects, B bytes, X objects/s.\n"},
+    {"cat", s3s__cmd_cat, "write an object (or a byte range of it) to stdout",
+     "usage: s3shard cat s3://BUCKET/KEY [--range A-B]\n"
+     "\n"
+     "--range A-B  bytes A to B inclusive (A- : from A to the end).\n"
+     "Big objects are fetched as parallel ranged GETs and written in order.\n"},
+    {"cp", s3s__cmd_cp, "copy files to or from S3, in parallel",
+     "usage: s3shard cp SRC DST [--recursive] [--jobs N]\n"
+     "\n"
+     "One side is s3://BUCKET/KEY, the other a local path.\n"
+     "  s3shard cp file s3://b/dir/        upload to s3://b/dir/file\n"
+     "  s3shard cp -r folder s3://b/dir     upload every file below folder\n"
+     "  s3shard cp s3://b/key local         download one object\n"
+     "  s3shard cp -r s3://b/dir local      download every object under dir/\n"
+     "--jobs N  files copied at once (default 16). Downloads are written to a temporary\n"
+     "file and renamed into place, so an interrupted copy leaves no partial file.\n"
+     "Keys that would leave the destination folder (.., absolute) are refused.\n"},
     {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
      "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
      "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
