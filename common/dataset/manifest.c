@@ -216,7 +216,7 @@ static const char *select_attrs(json_t *obj, const char *const *attrs, size_t na
                 return why;
             }
             if (s3s__ds_split_uri(json_string_value(v), &b, &k, &sub) != 0 || k[0] == '\0') {
-                snprintf(why, whylen, "attribute \"%.200s\": %s", attrs[i],
+                snprintf(why, whylen, "attribute \"%.200s\": %.180s", attrs[i],
                          k == NULL ? sub.msg : "expected an s3://bucket/key URI with a key");
                 free(b);
                 free(k);

@@ -50,6 +50,11 @@ static uint32_t cut(const s3s_snapshot *s, uint64_t target, uint32_t *first)
     uint64_t count = s->count, i = 0;
     uint32_t n = 0;
     int pack = target > 0 && s->kind != S3S_SNAP_RECORDS;
+    if (!pack) { /* a shard per entry: no need to touch the records */
+        for (i = 0; first != NULL && i <= count; i++)
+            first[i] = (uint32_t)i;
+        return (uint32_t)count;
+    }
     while (i < count) {
         if (first != NULL)
             first[n] = (uint32_t)i;
@@ -146,31 +151,41 @@ int s3s_plan_shard(const s3s_plan *p, uint32_t id, s3s_shard *out)
 static void cut_spans(const s3s_plan *p, uint32_t world, uint32_t want, uint64_t *bounds)
 {
     int bytes = p->opts.balance == S3S_BALANCE_BYTES && p->snap->total_bytes > 0;
-    unsigned __int128 total = bytes ? p->snap->total_bytes : p->snap->count;
+    unsigned __int128 total2 =
+        2 * (unsigned __int128)(bytes ? p->snap->total_bytes : p->snap->count);
     unsigned __int128 c = 0;
     uint32_t next = 0; /* the next rank whose beginning is not known yet */
     uint64_t got_begin = 0;
     int have_begin = 0;
+    /* Shard weights in shard order, gathered in one sequential pass: reading
+     * them through the records in epoch order would miss the cache twice per
+     * shard. Transient (8 bytes per shard); without it, read them directly. */
+    uint64_t *wt = bytes ? malloc(((size_t)p->n + 1) * sizeof(*wt)) : NULL;
+    for (uint32_t id = 0; wt != NULL && id < p->n; id++)
+        wt[id] = shard_bytes(p, id);
     for (uint64_t pos = 0; pos < p->n; pos++) {
         uint32_t id = p->order[pos];
-        uint64_t w = bytes ? shard_bytes(p, id) : p->first[id + 1] - p->first[id];
-        unsigned __int128 r128 = (2 * c + w) * world / (2 * total);
-        uint32_t r = r128 >= world ? world - 1 : (uint32_t)r128;
-        while (next <= r) {
-            if (want == world)
+        uint64_t w = !bytes ? p->first[id + 1] - p->first[id] : wt ? wt[id] : shard_bytes(p, id);
+        /* rank >= k  <=>  floor((2C + w) N / 2W) >= k  <=>  (2C + w) N >= k 2W:
+         * multiplications only, no 128-bit division per shard */
+        unsigned __int128 x = (2 * c + w) * world;
+        while (next < world && (next == 0 || x >= (unsigned __int128)next * total2)) {
+            if (want == world) {
                 bounds[next] = pos;
-            else if (next == want) {
+            } else if (next == want) {
                 got_begin = pos;
                 have_begin = 1;
             } else if (next == want + 1) {
                 bounds[0] = got_begin;
                 bounds[1] = pos;
+                free(wt);
                 return;
             }
             next++;
         }
         c += w;
     }
+    free(wt);
     if (want == world) {
         while (next <= world)
             bounds[next++] = p->n;

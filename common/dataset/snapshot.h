@@ -40,7 +40,8 @@ struct s3s_snapshot {
     int64_t created;
     s3s__snap_rec *recs;
     char *arena;
-    void *block; /* the whole loaded file, when recs/arena/source point into it */
+    void *block; /* the whole loaded file, when recs/arena point into it */
+    size_t map_len; /* block is a read-only mmap of this many bytes (0: malloc'ed) */
     uint8_t hash[32];
 };
 

@@ -221,12 +221,30 @@ static void test_damaged_files(void **state)
     s3s_snapshot_destroy(a);
 }
 
+/* many long keys: the hash's gather buffer fills and flushes many times */
+static void test_hash_buffer_boundaries(void **state)
+{
+    (void)state;
+    s3s__snap_builder b;
+    s3s__sb_init(&b);
+    char key[400];
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(key, sizeof(key), "%0*d", 50 + (i * 7919) % 300, i);
+        assert_int_equal(s3s__sb_add(&b, key, (size_t)n, (uint64_t)i, i % 2 ? "x-etag" : NULL), 0);
+    }
+    s3s_snapshot *s = NULL;
+    assert_int_equal(s3s__sb_finish(&b, S3S_SNAP_MANIFEST, "m", NULL, &s, NULL), 0);
+    s3s__sb_fini(&b);
+    assert_int_equal(s3s_snapshot_verify(s, NULL), 0);
+    s3s_snapshot_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xxh64_vectors),   cmocka_unit_test(test_build_sorted_and_etags),
         cmocka_unit_test(test_hash_is_content), cmocka_unit_test(test_file_round_trip),
-        cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_damaged_files),   cmocka_unit_test(test_hash_buffer_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
