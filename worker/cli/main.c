@@ -34,6 +34,20 @@ static const s3s__cli_cmd commands[] = {
      "--jobs N  files copied at once (default 16). Downloads are written to a temporary\n"
      "file and renamed into place, so an interrupted copy leaves no partial file.\n"
      "Keys that would leave the destination folder (.., absolute) are refused.\n"},
+    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
+     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
+     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
+     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
+     "\n"
+     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
+     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
+     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
+     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
+     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
+     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
+     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
+     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
+     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
     {"spec", s3s__cmd_spec, "validate a job spec and print it resolved",
      "usage: s3shard spec check JOB.json\n"
      "\n"
