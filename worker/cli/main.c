@@ -77,20 +77,6 @@ static const s3s__cli_cmd commands[] = {
      "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
      "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
      "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
-    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
-     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
-     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
-     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
-     "\n"
-     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
-     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
-     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
-     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
-     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
-     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
-     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
-     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
-     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
