@@ -1,0 +1,51 @@
+/* objio.h: how the modes read object bytes: open(key) / pread / close
+ * (internal).
+ *
+ * FastFile's FUSE layer and Pipe's streamer read through this small interface
+ * so that the byte source can be swapped: s3s__objio_s3 below is a stand-in
+ * over s3s_s3_get with its own read-ahead; the worker library's reader
+ * (s3s_reader_open / s3s_reader_pread, with prefetch and the disk cache) slots
+ * in behind the same three calls.
+ *
+ * Thread safety: open and close may be called from any thread; one handle's
+ * pread may be called from several threads at once (FUSE does) and is
+ * serialised inside. */
+#ifndef S3S_WORKER_MODES_OBJIO_H
+#define S3S_WORKER_MODES_OBJIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util/errbuf.h"
+#include "s3shard/s3.h"
+
+typedef struct s3s__objio {
+    void *ud;
+    /* open makes a handle on bucket/key of known size; etag ("" or NULL: none)
+     * is checked on every GET (a changed object fails with S3S_ECONFLICT). */
+    int (*open)(void *ud, const char *bucket, const char *key, uint64_t size, const char *etag,
+                void **out, s3s__errbuf *eb);
+    /* pread reads up to n bytes at off; *out_n < n only at the end. */
+    int (*pread)(void *h, void *buf, size_t n, uint64_t off, size_t *out_n, s3s__errbuf *eb);
+    void (*close)(void *h);
+} s3s__objio;
+
+/* s3s__objio_s3: the stand-in backend: a pool of up to max_clients S3 clients
+ * (made on demand from opts, which are copied), a read-ahead buffer per handle
+ * whose window doubles from 1 MiB to 16 MiB while reads stay sequential and
+ * falls back on a jump. */
+typedef struct s3s__objio_s3 s3s__objio_s3;
+
+int s3s__objio_s3_create(s3s__objio_s3 **out, const s3s_s3_opts *opts, unsigned max_clients,
+                         s3s__errbuf *eb);
+void s3s__objio_s3_destroy(s3s__objio_s3 *p);
+/* s3s__objio_s3_io fills io with the backend's calls. */
+void s3s__objio_s3_io(s3s__objio_s3 *p, s3s__objio *io);
+/* s3s__objio_s3_gets returns how many GETs the backend sent. */
+uint64_t s3s__objio_s3_gets(s3s__objio_s3 *p);
+
+/* s3s__objio_read_full preads exactly n bytes at off (fewer only at the end). */
+int s3s__objio_read_full(const s3s__objio *io, void *h, void *buf, size_t n, uint64_t off,
+                         size_t *out_n, s3s__errbuf *eb);
+
+#endif
