@@ -77,6 +77,30 @@ static const s3s__cli_cmd commands[] = {
      "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
      "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
      "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
+    {"run", s3s__cmd_run, "materialise a job's channels and run a command (SageMaker layout)",
+     "usage: s3shard run --job JOB.json (--static | --coordinator URL) [options] -- COMMAND ARGS...\n"
+     "\n"
+     "Lays every channel out in its InputMode under the data root (File: downloaded to\n"
+     "ROOT/CHANNEL/; FastFile: a read-only FUSE mount at ROOT/CHANNEL/; Pipe: FIFOs\n"
+     "ROOT/CHANNEL_EPOCH), exports SM_CHANNEL_<NAME>, SM_CHANNELS, SM_HOSTS, SM_CURRENT_HOST,\n"
+     "SM_INPUT_DATA_DIR and S3SHARD_* (RANK, WORLD_SIZE, LOCAL_RANK, EPOCH, EPOCHS, DATA_ROOT,\n"
+     "TOPOLOGY, JOB), runs COMMAND, forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT and exits with its\n"
+     "code (128+N when it died of signal N). See docs/run.md.\n"
+     "  --data-root DIR        default: the job's DataRoot (/opt/ml/input/data)\n"
+     "  --rank R --world-size N [--local-rank L]\n"
+     "                         else from torch, Open MPI, PMI, Slurm, resourceconfig.json\n"
+     "  --resource-config PATH SageMaker's resourceconfig.json (topology, SM_HOSTS)\n"
+     "  --hosts a,b --current-host a   SM_HOSTS / SM_CURRENT_HOST (default: resourceconfig,\n"
+     "                         else this host)\n"
+     "  --epoch E              first epoch (default 0)\n"
+     "  --cache-dir DIR | --no-cache   block cache (default StateDir/cache)\n"
+     "  --connections N        S3 connections per worker (default 16)\n"
+     "  --drain-timeout S      on SIGTERM or a Spot notice, seconds the command gets to\n"
+     "                         exit before SIGKILL (default 30)\n"
+     "  --spot                 poll the EC2 Spot notice (IMDSv2); a notice drains like SIGTERM\n"
+     "  --imds-endpoint URL    metadata endpoint (implies --spot; default\n"
+     "                         $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254)\n"
+     "  --spot-interval S      seconds between polls (default 5)\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

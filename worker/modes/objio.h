@@ -18,6 +18,7 @@
 
 #include "common/util/errbuf.h"
 #include "s3shard/s3.h"
+#include "s3shard/worker.h"
 
 typedef struct s3s__objio {
     void *ud;
@@ -43,6 +44,16 @@ void s3s__objio_s3_destroy(s3s__objio_s3 *p);
 void s3s__objio_s3_io(s3s__objio_s3 *p, s3s__objio *io);
 /* s3s__objio_s3_gets returns how many GETs the backend sent. */
 uint64_t s3s__objio_s3_gets(s3s__objio_s3 *p);
+
+/* s3s__objio_worker_create makes a worker that only serves readers
+ * (s3s_reader_open: its fetch threads, read-ahead and disk cache) and has no
+ * items of its own: FastFile's files are opened in whatever order the
+ * program wants. wopts gives the S3 options, cache and fetch settings; its
+ * job/channel/snapshot are ignored. */
+int s3s__objio_worker_create(s3s_worker **out, const s3s_worker_opts *wopts, s3s__errbuf *eb);
+/* s3s__objio_worker_io fills io with calls over w's readers (each handle
+ * serialises its reader, which belongs to one thread at a time). */
+void s3s__objio_worker_io(s3s_worker *w, s3s__objio *io);
 
 /* s3s__objio_read_full preads exactly n bytes at off (fewer only at the end). */
 int s3s__objio_read_full(const s3s__objio *io, void *h, void *buf, size_t n, uint64_t off,

@@ -8,19 +8,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t s3s__share_relkey(const s3s_channel *ch, const char *key, size_t len)
+size_t s3s__share_prefix(const s3s_snapshot *snap)
 {
-    if (ch->data_type != S3S_DATA_S3_PREFIX || ch->key == NULL)
+    size_t n = s3s_snapshot_count(snap);
+    if (s3s_snapshot_kind_get(snap) == S3S_SNAP_OBJECTS) {
+        const char *src = s3s_snapshot_source(snap);
+        if (strncmp(src, "s3://", 5) != 0)
+            return 0;
+        const char *key = strchr(src + 5, '/');
+        if (key == NULL)
+            return 0;
+        key++;
+        const char *slash = strrchr(key, '/');
+        return slash ? (size_t)(slash - key) + 1 : 0;
+    }
+    s3s_entry first, e;
+    if (n == 0 || s3s_snapshot_entry(snap, 0, &first) != 0)
         return 0;
-    size_t pl = strlen(ch->key);
-    if (pl == 0 || pl > len || memcmp(key, ch->key, pl) != 0)
-        return 0;
-    if (ch->key[pl - 1] == '/')
-        return pl;
-    if (len > pl && key[pl] == '/')
-        return pl + 1;
-    const char *slash = memrchr(ch->key, '/', pl);
-    return slash ? (size_t)(slash - ch->key) + 1 : 0;
+    size_t common = first.key_len;
+    for (size_t i = 1; i < n && common > 0; i++) {
+        s3s_snapshot_entry(snap, i, &e);
+        size_t j = 0;
+        while (j < common && j < e.key_len && e.key[j] == first.key[j])
+            j++;
+        common = j;
+    }
+    while (common > 0 && first.key[common - 1] != '/')
+        common--;
+    return common;
 }
 
 void s3s__share_list_fini(s3s__share_list *l)
@@ -65,7 +80,7 @@ int s3s__share_list_build(s3s__share_list *out, const s3s_channel *ch, const s3s
     if ((out->bucket = strdup(s3s_snapshot_bucket(snap))) == NULL)
         goto nomem;
     const uint32_t *order = s3s_plan_order(plan);
-    size_t cap = 0;
+    size_t cap = 0, prefix = s3s__share_prefix(snap);
     for (uint64_t pos = share.begin; pos < share.end; pos++) {
         s3s_shard sh;
         s3s_plan_shard(plan, order[pos], &sh);
@@ -85,7 +100,7 @@ int s3s__share_list_build(s3s__share_list *out, const s3s_channel *ch, const s3s
                 cap = nc;
             }
             s3s__share_ent *d = &out->v[out->n];
-            size_t skip = s3s__share_relkey(ch, e.key, e.key_len);
+            size_t skip = prefix <= e.key_len ? prefix : 0;
             d->key = strndup(e.key, e.key_len);
             d->rel = strndup(e.key + skip, e.key_len - skip);
             if (d->key == NULL || d->rel == NULL) {

@@ -4,7 +4,7 @@
  * The list is in reading order (the epoch order of the rank's shards, each
  * shard's objects in snapshot order) and every entry carries its path under
  * the channel folder ("rel"): the key with the channel prefix removed
- * (s3s__share_relkey). S3 folder markers are skipped. Every rel path has been
+ * (s3s__share_prefix). S3 folder markers are skipped. Every rel path has been
  * checked with s3s__keypath_check_set: none leaves the channel folder, none is
  * both a file and a folder. A refused key fails the whole list with
  * S3S_EUNSAFEKEY and a message naming the channel and the full s3:// key.
@@ -34,13 +34,13 @@ typedef struct s3s__share_list {
     size_t markers; /* folder markers skipped */
 } s3s__share_list;
 
-/* s3s__share_relkey returns how many leading bytes of key to drop to get its
- * path under the channel folder. S3Prefix channels: the prefix when it ends in
- * '/'; else the prefix plus the '/' that follows it in the key (s3://b/data/train
- * lays data/train/x.jpg out as x.jpg); else the prefix's folder part (up to its
- * last '/'), so data/tr + data/train.csv gives train.csv. Manifests (whose
- * keys may come from anywhere in the bucket): 0, the full key. */
-size_t s3s__share_relkey(const s3s_channel *ch, const char *key, size_t len);
+/* s3s__share_prefix returns how many leading bytes of every key of snap to
+ * drop to get its path under the channel folder, the same rule as File mode
+ * (worker/mode_file.h): for a prefix listing, the source's key up to its last
+ * '/' (S3Uri s3://b/data/train/ lays data/train/x/1.jpg out as x/1.jpg, and
+ * s3://b/data/train as train/x/1.jpg); for manifests, the folder common to
+ * every key. */
+size_t s3s__share_prefix(const s3s_snapshot *snap);
 
 /* s3s__share_list_build computes the rank's share of ch's snapshot for one
  * epoch. world_size 0 is refused. A Dynamic channel fails with S3S_ENOTSUP
