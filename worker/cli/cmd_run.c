@@ -138,7 +138,8 @@ static int hosts_get(hosts *h, const char *flag_hosts, const char *flag_current,
     gethostname(hn, sizeof hn - 1);
     if (flag_hosts != NULL) {
         char *copy = strdup(flag_hosts), *save = NULL;
-        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+             t = strtok_r(NULL, ",", &save)) {
             char **nv = realloc(h->v, (h->n + 1) * sizeof(*nv));
             if (nv == NULL)
                 break;
@@ -261,8 +262,9 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     if ((coord != NULL) == is_static)
         return s3s__cli_usage_error(CMD, "pass exactly one of --coordinator URL and --static");
     if (coord != NULL)
-        return s3s__cli_fail(CMD, "--coordinator: the coordinator client is not in this build yet; "
-                                  "use --static (ShardedByS3Key and FullyReplicated channels)");
+        return s3s__cli_fail(CMD,
+                             "--coordinator: the coordinator client is not in this build yet; "
+                             "use --static (ShardedByS3Key and FullyReplicated channels)");
     if ((rank_s == NULL) != (world_s == NULL))
         return s3s__cli_usage_error(CMD, "--rank and --world-size go together");
     uint64_t epoch = 0, drain_s_v = 30, spot_int = 5, conns = 0, rank = 0, world = 0, local = 0;
@@ -310,17 +312,19 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     s3s__spot *sp = NULL;
     hosts hs = {0};
     envb env = {0};
-    char *cache_dir = NULL;
+    char *cache_dir = NULL, *job_abs = NULL;
     pid_t child = -1;
     if (s3s_job_load(&job, job_path, &ei) != 0) {
         s3s__cli_fail(CMD, "%s", ei.msg);
         goto out;
     }
+    job_abs = realpath(job_path, NULL);
     const s3s_job_settings *set = s3s_job_settings_get(job);
     const char *root = root_arg ? root_arg : set->data_root;
     if (cache_arg != NULL)
         cache_dir = strdup(cache_arg);
-    else if (!no_cache && set->cache_limit_bytes > 0 && asprintf(&cache_dir, "%s/cache", set->state_dir) < 0)
+    else if (!no_cache && set->cache_limit_bytes > 0 &&
+             asprintf(&cache_dir, "%s/cache", set->state_dir) < 0)
         cache_dir = NULL;
     hosts_get(&hs, hosts_s, current_s, rcfg);
 
@@ -367,7 +371,7 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
         env_set(&env, "SM_CURRENT_HOST", hs.current ? hs.current : "") ||
         env_set(&env, "SM_INPUT_DATA_DIR", root) || env_set(&env, "S3SHARD_DATA_ROOT", root) ||
         env_set(&env, "S3SHARD_TOPOLOGY", topo.source) ||
-        env_set(&env, "S3SHARD_JOB", job_path) ||
+        env_set(&env, "S3SHARD_JOB", job_abs ? job_abs : job_path) ||
         env_set(&env, "S3SHARD_STATIC", "1");
     free(chl);
     free(hl);
@@ -390,9 +394,8 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     }
     if (spot) {
         s3s__errbuf eb = {{0}};
-        s3s__spot_opts so = {.endpoint = imds,
-                             .interval_ms = (unsigned)spot_int * 1000u,
-                             .on_notice = on_spot};
+        s3s__spot_opts so = {
+            .endpoint = imds, .interval_ms = (unsigned)spot_int * 1000u, .on_notice = on_spot};
         if (pipe2(spot_pipe, O_CLOEXEC) != 0 || s3s__spot_start(&sp, &so, &eb) != 0) {
             s3s__cli_fail(CMD, "spot notice poller: %s", eb.msg[0] ? eb.msg : strerror(errno));
             goto out;
@@ -422,7 +425,8 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     int status = 0, exited = 0;
     uint64_t deadline = 0;
     while (!exited) {
-        struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = spot_pipe[0], .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN},
+                               {.fd = spot_pipe[0], .events = POLLIN}};
         int timeout = -1;
         if (deadline) {
             uint64_t now = now_ms();
@@ -445,8 +449,9 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
             ssize_t r = read(spot_pipe[0], &b, 1);
             (void)r;
             if (!deadline) {
-                fprintf(stderr, "s3shard run: EC2 Spot interruption notice: draining (SIGTERM to "
-                                "the command, %" PRIu64 " s deadline)\n",
+                fprintf(stderr,
+                        "s3shard run: EC2 Spot interruption notice: draining (SIGTERM to "
+                        "the command, %" PRIu64 " s deadline)\n",
                         drain_s_v);
                 kill(child, SIGTERM);
                 deadline = now_ms() + drain_s_v * 1000u;
@@ -495,6 +500,7 @@ out:
     env_free(&env);
     hosts_free(&hs);
     free(cache_dir);
+    free(job_abs);
     s3s_job_destroy(job);
     s3s__cli_s3_close();
     /* The mask stays: a signal still pending must not kill us before we

@@ -78,7 +78,8 @@ static const s3s__cli_cmd commands[] = {
      "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
      "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
     {"run", s3s__cmd_run, "materialise a job's channels and run a command (SageMaker layout)",
-     "usage: s3shard run --job JOB.json (--static | --coordinator URL) [options] -- COMMAND ARGS...\n"
+     "usage: s3shard run --job JOB.json (--static | --coordinator URL) [options] -- COMMAND "
+     "ARGS...\n"
      "\n"
      "Lays every channel out in its InputMode under the data root (File: downloaded to\n"
      "ROOT/CHANNEL/; FastFile: a read-only FUSE mount at ROOT/CHANNEL/; Pipe: FIFOs\n"

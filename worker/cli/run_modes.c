@@ -183,8 +183,8 @@ static int file_mode(const s3s__run_cfg *cfg, chan *c)
             for (;;) {
                 size_t got = 0;
                 if ((e = s3s_reader_read(r, buf, IOBUF, &got)) != 0) {
-                    rc = s3s__cli_fail(CMD, "channel %s: s3://%s/%s: %s", c->ch->name,
-                                       in->bucket, in->key, s3s_reader_errmsg(r));
+                    rc = s3s__cli_fail(CMD, "channel %s: s3://%s/%s: %s", c->ch->name, in->bucket,
+                                       in->key, s3s_reader_errmsg(r));
                     break;
                 }
                 if (got == 0)
@@ -220,15 +220,25 @@ static int file_mode(const s3s__run_cfg *cfg, chan *c)
 
 /* ---- Pipe ------------------------------------------------------------------------ */
 
-/* pipe_open makes <root>/<channel>_<epoch> and waits for its reader. */
-static int pipe_open(chan *c, const char *root, uint64_t epoch, char *path, size_t n)
+static void fifo_path(const chan *c, const char *root, uint64_t epoch, char *path, size_t n)
 {
     snprintf(path, n, "%s/%s_%" PRIu64, root, c->ch->name, epoch);
+}
+
+/* fifo_make creates <root>/<channel>_<epoch> (replacing a stale one). */
+static int fifo_make(chan *c, const char *path)
+{
     unlink(path);
     if (mkfifo(path, 0600) != 0) {
         snprintf(c->err, sizeof c->err, "mkfifo %s: %s", path, strerror(errno));
         return -1;
     }
+    return 0;
+}
+
+/* fifo_wait_reader opens the FIFO for writing once a reader has it open. */
+static int fifo_wait_reader(chan *c, const char *path)
+{
     while (!atomic_load(&c->stop)) {
         int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0)
@@ -357,7 +367,12 @@ static void *pipe_main(void *arg)
         c->epoch = e;
         c->position = 0;
         c->offset = 0;
-        int fd = pipe_open(c, root, e, path, sizeof path);
+        fifo_path(c, root, e, path, sizeof path);
+        if (e == first && fifo_make(c, path) != 0) {
+            c->rc = S3S_EIO;
+            break;
+        }
+        int fd = fifo_wait_reader(c, path);
         if (fd < 0) {
             c->rc = atomic_load(&c->stop) ? 0 : S3S_EIO;
             break;
@@ -394,6 +409,14 @@ static void *pipe_main(void *arg)
             c->offset = 0;
             c->position++;
         }
+        /* The next epoch's FIFO exists before this one ends, so a reader that
+         * sees the end can open it at once. */
+        if (c->rc == 0 && !atomic_load(&c->stop) && e + 1 < end) {
+            char next[PATH_MAX];
+            fifo_path(c, root, e + 1, next, sizeof next);
+            if (fifo_make(c, next) != 0)
+                c->rc = S3S_EIO;
+        }
         close(fd);
         unlink(path); /* the reader holds it open; a late opener must not block */
     }
@@ -407,8 +430,8 @@ static void *pipe_main(void *arg)
 static int pipe_start(const s3s__run_cfg *cfg, chan *c)
 {
     if (c->ch->gzip)
-        return s3s__cli_fail(CMD, "channel %s: CompressionType Gzip is not supported in Pipe mode yet",
-                             c->ch->name);
+        return s3s__cli_fail(
+            CMD, "channel %s: CompressionType Gzip is not supported in Pipe mode yet", c->ch->name);
     s3s_worker_opts o;
     worker_opts(cfg, c, &o);
     uint32_t total = s3s_job_settings_get(cfg->job)->epochs;
@@ -475,8 +498,8 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
                 fprintf(stderr, "s3shard run: channel %s (Pipe): %s\n", c->ch->name, c->err);
             write_progress(&rc->cfg, c);
             fprintf(stderr,
-                    "s3shard run: channel %s (Pipe): stopped at epoch %" PRIu64 ", position %" PRIu64
-                    ", offset %" PRIu64 " (%" PRIu64 " items streamed)\n",
+                    "s3shard run: channel %s (Pipe): stopped at epoch %" PRIu64
+                    ", position %" PRIu64 ", offset %" PRIu64 " (%" PRIu64 " items streamed)\n",
                     c->ch->name, c->epoch, c->position, c->offset, c->items_done);
         }
     }

@@ -330,16 +330,15 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
-static int ff_read(const char *path, char *buf, size_t size, off_t off,
-                   struct fuse_file_info *fi)
+static int ff_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
     s3s__fastfile *ff = self();
     if (off < 0)
         return -EINVAL;
     size_t got = 0;
     s3s__errbuf eb = {{0}};
-    int rc = s3s__objio_read_full(ff->io, (void *)(uintptr_t)fi->fh, buf, size, (uint64_t)off,
-                                  &got, &eb);
+    int rc = s3s__objio_read_full(ff->io, (void *)(uintptr_t)fi->fh, buf, size, (uint64_t)off, &got,
+                                  &eb);
     if (rc != 0) {
         S3S_LOGE("fastfile: read %s at %lld: %s", path ? path : "?", (long long)off, eb.msg);
         return -EIO;

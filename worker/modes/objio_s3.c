@@ -54,9 +54,9 @@ int s3s__objio_s3_create(s3s__objio_s3 **out, const s3s_s3_opts *opts, unsigned 
     else
         s3s_s3_opts_init(&p->o);
     int fail = 0;
-    const char **f[7] = {&p->o.endpoint,          &p->o.region,        &p->o.profile,
-                         &p->o.access_key_id,     &p->o.secret_access_key,
-                         &p->o.session_token,     &p->o.ca_bundle};
+    const char **f[7] = {
+        &p->o.endpoint,          &p->o.region,        &p->o.profile,  &p->o.access_key_id,
+        &p->o.secret_access_key, &p->o.session_token, &p->o.ca_bundle};
     for (int i = 0; i < 7; i++)
         *f[i] = p->strs[i] = dup_or_null(*f[i], &fail);
     p->o.max_connections = 4;
