@@ -1,11 +1,10 @@
 /* objio.h: how the modes read object bytes: open(key) / pread / close
  * (internal).
  *
- * FastFile's FUSE layer and Pipe's streamer read through this small interface
- * so that the byte source can be swapped: s3s__objio_s3 below is a stand-in
- * over s3s_s3_get with its own read-ahead; the worker library's reader
- * (s3s_reader_open / s3s_reader_pread, with prefetch and the disk cache) slots
- * in behind the same three calls.
+ * FastFile's FUSE layer reads through this small interface so that the byte
+ * source can be swapped (a test double, another reader); the one used is the
+ * worker library's reader (s3s_reader_open / s3s_reader_pread: fetch threads,
+ * growing read-ahead, the disk cache).
  *
  * Thread safety: open and close may be called from any thread; one handle's
  * pread may be called from several threads at once (FUSE does) and is
@@ -30,20 +29,6 @@ typedef struct s3s__objio {
     int (*pread)(void *h, void *buf, size_t n, uint64_t off, size_t *out_n, s3s__errbuf *eb);
     void (*close)(void *h);
 } s3s__objio;
-
-/* s3s__objio_s3: the stand-in backend: a pool of up to max_clients S3 clients
- * (made on demand from opts, which are copied), a read-ahead buffer per handle
- * whose window doubles from 1 MiB to 16 MiB while reads stay sequential and
- * falls back on a jump. */
-typedef struct s3s__objio_s3 s3s__objio_s3;
-
-int s3s__objio_s3_create(s3s__objio_s3 **out, const s3s_s3_opts *opts, unsigned max_clients,
-                         s3s__errbuf *eb);
-void s3s__objio_s3_destroy(s3s__objio_s3 *p);
-/* s3s__objio_s3_io fills io with the backend's calls. */
-void s3s__objio_s3_io(s3s__objio_s3 *p, s3s__objio *io);
-/* s3s__objio_s3_gets returns how many GETs the backend sent. */
-uint64_t s3s__objio_s3_gets(s3s__objio_s3 *p);
 
 /* s3s__objio_worker_create makes a worker that only serves readers
  * (s3s_reader_open: its fetch threads, read-ahead and disk cache) and has no

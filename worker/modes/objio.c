@@ -1,4 +1,4 @@
-/* objio_worker.c: the objio interface over the worker's readers. */
+/* objio.c: the objio interface over the worker's readers, and read_full. */
 #include "worker/modes/objio.h"
 
 #include "s3shard/error.h"
@@ -6,6 +6,7 @@
 #include "worker/worker_int.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 typedef struct handle {
@@ -74,4 +75,23 @@ void s3s__objio_worker_io(s3s_worker *w, s3s__objio *io)
     io->open = w_open;
     io->pread = w_pread;
     io->close = w_close;
+}
+
+int s3s__objio_read_full(const s3s__objio *io, void *h, void *buf, size_t n, uint64_t off,
+                         size_t *out_n, s3s__errbuf *eb)
+{
+    size_t got = 0;
+    while (got < n) {
+        size_t k = 0;
+        int rc = io->pread(h, (uint8_t *)buf + got, n - got, off + got, &k, eb);
+        if (rc != 0) {
+            *out_n = got;
+            return rc;
+        }
+        if (k == 0)
+            break;
+        got += k;
+    }
+    *out_n = got;
+    return 0;
 }
