@@ -185,6 +185,30 @@ static int open_writer(pctx *c, const char *path)
     }
 }
 
+/* make_dirs creates dir and its parents (mode 0755). */
+static int make_dirs(const char *dir, s3s__errbuf *eb)
+{
+    char *p = strdup(dir);
+    if (p == NULL)
+        return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    for (char *q = p + 1;; q++) {
+        if (*q != '/' && *q != '\0')
+            continue;
+        char c = *q;
+        *q = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            int rc = s3s__err_set(eb, S3S_EIO, "mkdir %s: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        *q = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return 0;
+}
+
 static int make_fifo(const char *path, s3s__errbuf *eb)
 {
     (void)unlink(path); /* a stale FIFO of a previous run */
@@ -231,6 +255,7 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
         goto done;
     }
     prev[0] = '\0';
+    rc = make_dirs(root, eb);
     for (uint64_t e = first; e < first + epochs && rc == 0; e++) {
         snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)e);
         rc = make_fifo(path, eb);

@@ -36,6 +36,7 @@ int s3s__cmd_plan(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_ls(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cat(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cp(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv);
 
 /* s3s__cli_usage_error prints "s3shard NAME: message" and the usage, returns 2. */
 int s3s__cli_usage_error(const char *name, const char *fmt, ...)

@@ -66,6 +66,18 @@ static const s3s__cli_cmd commands[] = {
      "create with --job and no --out writes <StateDir>/snapshots/<channel>.snap, the\n"
      "file `plan` reads. verify checks the file checksum, the entry order and the\n"
      "content hash (and that it equals --hash). See docs/dataset.md.\n"},
+    {"fetch", s3s__cmd_fetch, "materialise one channel in File or Pipe mode (static plan)",
+     "usage: s3shard fetch --job JOB.json --channel NAME [--mode file|pipe] [--data-root DIR]\n"
+     "              [--rank R --world-size N] [--epoch E] [--epochs K] [--snapshot FILE|s3://]\n"
+     "              [--cache-dir DIR] [--jobs N] [--connections N] [--progress bar|log|none]\n"
+     "\n"
+     "File: the rank's share of epoch E downloaded into DIR/NAME/ (key paths kept, relative\n"
+     "to the channel prefix), in parallel, crash-safe; a rerun skips complete files (size and\n"
+     "ETag). Pipe: FIFOs DIR/NAME_E, DIR/NAME_E+1, ... streaming the share of each epoch in\n"
+     "order (RecordWrapperType RecordIO and CompressionType Gzip from the job). The mode\n"
+     "defaults to the channel's InputMode, DIR to the job's DataRoot (/opt/ml/input/data).\n"
+     "Topology: --rank/--world-size, else the environment (torch, Open MPI, PMI, Slurm,\n"
+     "SageMaker resourceconfig.json), else rank 0 of 1. --epochs: default the job's Epochs.\n"},
     {"plan", s3s__cmd_plan, "print one rank's share of an epoch (no coordinator needed)",
      "usage: s3shard plan --job JOB.json --channel NAME --epoch E\n"
      "                    [--rank R --world-size N] [--format keys|json]\n"
