@@ -11,11 +11,13 @@
 static const s3s__cli_cmd commands[] = {
     {"version", s3s__cmd_version, "print the version", "usage: s3shard version\n"},
     {"ls", s3s__cmd_ls, "list objects: key, size, ETag per line",
-     "usage: s3shard ls s3://BUCKET[/PREFIX] [--recursive] [--json]\n"
+     "usage: s3shard ls s3://BUCKET[/PREFIX] [--recursive [--parallel N]] [--json]\n"
      "\n"
      "Without --recursive: one level, sub-folders as 'PRE name/' lines (like aws s3 ls).\n"
      "With --recursive: every object under the prefix, listed in parallel (still in key\n"
-     "order). Each object line is KEY<TAB>SIZE<TAB>ETAG; --json prints one JSON object per\n"
+     "order); --parallel N caps the concurrent list requests (default 32; 1: one page after\n"
+     "another, best for servers that serialize listings, like s3rver).\nEach object line is "
+     "KEY<TAB>SIZE<TAB>ETAG; --json prints one JSON object per\n"
      "line ({\"key\",\"size\",\"etag\",\"last_modified\"} or {\"prefix\"}).\n"
      "stderr gets a summary: N objects, B bytes, X objects/s.\n"},
     {"cat", s3s__cmd_cat, "write an object (or a byte range of it) to stdout",
