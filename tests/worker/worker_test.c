@@ -5,6 +5,7 @@
  * block once) and the error paths (missing object, changed ETag). Every byte
  * read is compared with the uploaded bytes through SHA-256. */
 #include "tests/support/testenv.h"
+#include "tests/support/proxies.h"
 
 #include "common/crypto/sha256.h"
 #include "s3shard/dataset.h"
@@ -22,6 +23,8 @@
 #define BS (64 * 1024) /* the smallest block size: many blocks with little data */
 
 static s3s_test_s3rver srv;
+static s3s_test_proxy px; /* the fault proxy in front of srv: counts GETs per key */
+static int via_proxy; /* workers (not the setup uploads) go through px */
 
 typedef struct obj {
     char key[64];
@@ -46,12 +49,12 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 static void s3opts(s3s_s3_opts *o)
 {
     s3s_s3_opts_init(o);
-    o->endpoint = srv.endpoint;
+    o->endpoint = via_proxy ? px.endpoint : srv.endpoint;
     o->access_key_id = "S3RVER";
     o->secret_access_key = "S3RVER";
     o->region = "us-east-1";
     o->retry_base_ms = 10;
-    o->max_attempts = 3;
+    o->max_attempts = via_proxy ? 10 : 3; /* faults: room for retries */
 }
 
 static s3s_s3 *client(void)
@@ -81,12 +84,13 @@ static int setup(void **state)
             return -1;
     }
     s3s_s3_destroy(s3);
-    return 0;
+    return s3s_test_faultproxy_start(&px, srv.port, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    s3s_test_proxy_stop(&px);
     s3s_test_s3rver_stop(&srv);
     for (int i = 0; i < NOBJ; i++)
         free(objs[i].data);
@@ -483,21 +487,61 @@ static uint64_t total_blocks(void)
     return n;
 }
 
+/* object GETs seen by the proxy (listings excluded: counted per object key) */
+static long proxy_object_gets(void)
+{
+    long n = 0;
+    for (int i = 0; i < NOBJ; i++) {
+        char k[128];
+        snprintf(k, sizeof(k), "/%s/%s", BUCKET, objs[i].key);
+        long c = s3s_test_faultproxy_count(&px, k, "GET");
+        assert_true(c >= 0);
+        n += c;
+    }
+    return n;
+}
+
 static void test_cache_restart(void **state)
 {
     (void)state;
     char *dir = s3s_test_tmpdir("wcache");
     s3s_worker_stats st;
+    via_proxy = 1;
+    assert_int_equal(s3s_test_faultproxy_reset(&px, 1), 0);
     read_everything(dir, &st);
     assert_int_equal(st.gets, total_blocks());
     assert_int_equal(st.cache_hits, 0);
-    /* a new worker (a restarted process) on the same folder: zero GETs */
+    assert_int_equal(proxy_object_gets(), (long)total_blocks());
+    /* a new worker (a restarted process) on the same folder: zero GETs, both
+     * by the library's count and at the proxy */
+    assert_int_equal(s3s_test_faultproxy_reset(&px, 1), 0);
     read_everything(dir, &st);
     assert_int_equal(st.gets, 0);
     assert_int_equal(st.get_bytes, 0);
     assert_int_equal(st.cache_hits, total_blocks());
+    assert_int_equal(proxy_object_gets(), 0);
+    via_proxy = 0;
     s3s_test_rmtree(dir);
     free(dir);
+}
+
+/* Bodies cut in the middle and 503 SlowDown: the S3 client's retries (resumed
+ * where the body stopped) keep every byte right. */
+static void test_faults(void **state)
+{
+    (void)state;
+    via_proxy = 1;
+    assert_int_equal(s3s_test_faultproxy_reset(&px, 1), 0);
+    assert_int_equal(
+        s3s_test_faultproxy_config(&px, "fault=reset_mid&every=2&method=GET&match=o05"), 0);
+    s3s_worker_stats st;
+    read_everything(NULL, &st);
+    assert_true(s3s_test_faultproxy_count(&px, NULL, "faults") > 0);
+    assert_int_equal(s3s_test_faultproxy_config(&px, "fault=slowdown&every=3&method=GET&match=o0"),
+                     0);
+    read_everything(NULL, &st);
+    assert_int_equal(s3s_test_faultproxy_reset(&px, 1), 0);
+    via_proxy = 0;
 }
 
 /* Two processes read everything at once through one cache folder: between
@@ -506,6 +550,8 @@ static void test_cache_two_processes(void **state)
 {
     (void)state;
     char *dir = s3s_test_tmpdir("wcache2");
+    via_proxy = 1;
+    assert_int_equal(s3s_test_faultproxy_reset(&px, 1), 0);
     int fds[2][2];
     pid_t pids[2];
     for (int p = 0; p < 2; p++) {
@@ -533,6 +579,8 @@ static void test_cache_two_processes(void **state)
         gets += g;
     }
     assert_int_equal(gets, total_blocks());
+    assert_int_equal(proxy_object_gets(), (long)total_blocks()); /* once each, at the proxy */
+    via_proxy = 0;
     s3s_test_rmtree(dir);
     free(dir);
 }
@@ -599,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_shares),
         cmocka_unit_test(test_cache_restart),
         cmocka_unit_test(test_cache_two_processes),
+        cmocka_unit_test(test_faults),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_early_close),
     };
