@@ -105,7 +105,13 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
             if (s3s__blk_want_locked(w, o, j, 0, 0) == NULL)
                 break;
         uint64_t boff = cur - b->off;
-        while (b->state != BLK_FAILED && b->avail <= boff && !w->stopping) {
+        /* wait for every byte of this read that lies in this block */
+        uint64_t need = boff + (n - done);
+        if (need > b->len)
+            need = b->len;
+        while (b->state != BLK_FAILED && b->state != BLK_DONE && b->avail < need && !w->stopping) {
+            if (b->wake_at == 0 || b->wake_at > need)
+                b->wake_at = need;
             w->waiters++;
             pthread_cond_wait(&w->cv_done, &w->mu);
             w->waiters--;
