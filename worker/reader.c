@@ -31,6 +31,7 @@ int s3s__reader_setup(s3s_reader *r, s3s_worker *w, s3s__obj *obj, uint64_t pos)
     r->obj = obj;
     r->pos = pos;
     r->seq_next = pos;
+    r->furthest = pos; /* bytes before a resume offset count as read */
     r->st.window = w->o.readahead_min;
     r->st.window_peak = r->st.window;
     return 0;

@@ -12,6 +12,8 @@
 #include "s3shard/error.h"
 #include "s3shard/s3.h"
 #include "s3shard/worker.h"
+#include "worker/source.h"
+#include "worker/worker_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -281,10 +283,10 @@ static void test_window(void **state)
     s3s_reader_stats_get(r, &st);
     assert_int_equal(st.window_resets, 1);
     s3s_reader_close(r);
-    /* the window never passes half the budget: cap it there */
+    /* memory stayed within the budget (plus the reader's current block) */
     s3s_worker_stats ws;
     s3s_worker_stats_get(w, &ws);
-    assert_true(ws.gets >= 11); /* every block of object 5 at least once */
+    assert_true(ws.gets >= 7); /* the blocks read; read-ahead ones may be cancelled */
     assert_true(ws.mem_peak <= 64 * BS + 2 * BS);
     s3s_worker_destroy(w);
     s3s_snapshot_destroy(snap);
@@ -635,6 +637,55 @@ static void test_early_close(void **state)
     s3s_snapshot_destroy(snap);
 }
 
+/* An item with a resume offset (as a coordinator grants the uncommitted tail):
+ * its reader starts there, prefetch fetched the block holding it, and reading
+ * to the end commits it as done. Through the internal list source. */
+static void test_resume_offset(void **state)
+{
+    (void)state;
+    s3s_worker_opts o;
+    wopts(&o, NULL, NULL);
+    s3s__item_desc d[2];
+    memset(d, 0, sizeof(d));
+    for (int k = 0; k < 2; k++) {
+        int i = k == 0 ? 5 : 7;
+        d[k].bucket = strdup(BUCKET);
+        d[k].key = strdup(objs[i].key);
+        d[k].etag = strdup(objs[i].etag);
+        d[k].size = objs[i].size;
+        d[k].offset = k == 0 ? 3 * BS + 17 : objs[i].size; /* the second: nothing left */
+    }
+    s3s__source *src = NULL;
+    s3s__errbuf eb = {{0}};
+    assert_int_equal(s3s__source_list_create(&src, d, 2, &eb), 0);
+    s3s_worker *w = NULL;
+    assert_int_equal(s3s__worker_create_src(&w, &o, src, &eb), 0);
+    s3s_item *it = NULL;
+    assert_int_equal(s3s_worker_next(w, &it), 0);
+    const s3s_item_info *in = s3s_item_info_get(it);
+    assert_int_equal(in->offset, 3 * BS + 17);
+    size_t len = 0;
+    uint8_t *got = read_all(s3s_item_reader(it), 7777, &len);
+    assert_int_equal(len, objs[5].size - in->offset);
+    assert_same(got, objs[5].data + in->offset, len);
+    free(got);
+    s3s_reader_stats rs;
+    s3s_reader_stats_get(s3s_item_reader(it), &rs);
+    assert_int_equal(rs.blocks_fetched + rs.blocks_prefetched, 11 - 3); /* blocks 3..10 only */
+    assert_int_equal(s3s_item_close(it), 0);
+    assert_int_equal(s3s_worker_next(w, &it), 0);
+    size_t n = 9;
+    uint8_t b[4];
+    assert_int_equal(s3s_reader_read(s3s_item_reader(it), b, sizeof(b), &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(s3s_item_close(it), 0);
+    assert_int_equal(s3s_worker_next(w, &it), S3S_EEOF);
+    s3s_worker_stats st;
+    s3s_worker_stats_get(w, &st);
+    assert_int_equal(st.items_done, 2);
+    s3s_worker_destroy(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_early_close),
+        cmocka_unit_test(test_resume_offset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
