@@ -324,21 +324,26 @@ static void report(job *j, const char *ch, double t0, int bar, int final)
     fflush(stderr);
 }
 
-/* share_list drains the static plan of one epoch into an array. */
-static int share_list(const s3s__file_mode_opts *o, s3s__item_desc **out, size_t *out_n,
-                      s3s_snapshot **owned, size_t *plen, s3s__errbuf *eb)
+int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname, s3s__item_desc **out,
+                         size_t *out_n, size_t *plen, s3s__errbuf *eb)
 {
-    s3s_worker_opts wo = *o->wopts;
+    s3s_worker_opts wo = *wopts;
     wo.epochs = 1;
     s3s__static_cfg cfg;
     s3s__source *src = NULL;
-    int rc = s3s__static_setup(&cfg, &wo, owned, eb);
+    s3s_snapshot *owned = NULL;
+    *out = NULL;
+    *out_n = 0;
+    int rc = s3s__static_setup(&cfg, &wo, &owned, eb);
     if (rc == 0)
         rc = s3s__source_static_create(&src, &cfg, eb);
-    if (rc != 0)
+    if (rc != 0) {
+        s3s_snapshot_destroy(owned);
         return rc;
+    }
     *plen = s3s__mode_key_prefix(cfg.snap);
     s3s__item_desc *v = NULL;
+    const char **rels = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
         if (n == cap) {
@@ -356,8 +361,26 @@ static int share_list(const s3s__file_mode_opts *o, s3s__item_desc **out, size_t
         n++;
     }
     src->destroy(src);
+    s3s_snapshot_destroy(owned); /* the descriptions hold copies */
     if (rc == S3S_EEOF)
         rc = 0;
+    if (rc == 0 && (rels = calloc(n ? n : 1, sizeof(*rels))) == NULL)
+        rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strlen(v[i].key) < *plen) { /* cannot happen: plen is common to all keys */
+            rc = s3s__err_set(eb, S3S_EUNSAFEKEY, "key \"%s\" is outside the channel prefix",
+                              v[i].key);
+            break;
+        }
+        rels[i] = v[i].key + *plen;
+        s3s__errbuf kb = {{0}};
+        rc = s3s__keypath_check(rels[i], strlen(rels[i]), &kb);
+        if (rc != 0)
+            s3s__err_set(eb, rc, "channel %s: refusing key \"%s\": %s", chname, v[i].key, kb.msg);
+    }
+    if (rc == 0)
+        rc = s3s__keypath_check_set(rels, n, eb);
+    free(rels);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)
             s3s__item_desc_fini(&v[i]);
@@ -402,57 +425,37 @@ int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_resu
         return s3s__err_set(eb, S3S_EINVAL, "File mode: a plain channel name is needed");
     s3s__item_desc *items = NULL;
     size_t n = 0, plen = 0, nside = 0, nfetch = 0;
-    s3s_snapshot *owned = NULL;
     side_ent *side = NULL;
-    const char **rels = NULL;
     char *dir = NULL, *sidepath = NULL;
     s3s__source *src = NULL;
     s3s_worker *w = NULL;
     job j = {0};
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
-    int rc = share_list(o, &items, &n, &owned, &plen, eb);
+    int rc = s3s__mode_share_list(o->wopts, chname, &items, &n, &plen, eb);
     if (rc != 0)
         goto out;
-    rels = calloc(n ? n : 1, sizeof(*rels));
     size_t dl = strlen(root) + strlen(chname) + 32;
     dir = malloc(dl);
     sidepath = malloc(dl + 16);
-    if (!rels || !dir || !sidepath) {
+    if (!dir || !sidepath) {
         rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
         goto out;
     }
     snprintf(dir, dl, "%s/%s", root, chname);
     snprintf(sidepath, dl + 16, "%s/.%s.s3shard-etags", root, chname);
-    for (size_t i = 0; i < n; i++) {
-        if (strlen(items[i].key) < plen) { /* cannot happen: plen is common to all keys */
-            rc = s3s__err_set(eb, S3S_EUNSAFEKEY, "key \"%s\" is outside the channel prefix",
-                              items[i].key);
-            goto out;
-        }
-        rels[i] = items[i].key + plen;
-        s3s__errbuf kb = {{0}};
-        rc = s3s__keypath_check(rels[i], strlen(rels[i]), &kb);
-        if (rc != 0) {
-            s3s__err_set(eb, rc, "File mode, channel %s: refusing key \"%s\": %s", chname,
-                         items[i].key, kb.msg);
-            goto out;
-        }
-    }
-    rc = s3s__keypath_check_set(rels, n, eb);
-    if (rc != 0)
-        goto out;
     /* What is already there and complete is skipped. */
     side = side_load(sidepath, &nside);
     uint64_t fetch_bytes = 0;
     s3s__file_mode_result r = {0};
     for (size_t i = 0; i < n; i++) {
         char *path = NULL;
-        if (s3s__keypath_join(&path, dir, rels[i], strlen(rels[i]), eb) != 0) {
+        const char *rel = items[i].key + plen;
+        if (s3s__keypath_join(&path, dir, rel, strlen(rel), eb) != 0) {
             rc = S3S_ENOMEM;
             goto out;
         }
-        int done = is_complete(path, &items[i], rels[i], side, nside);
+        int done = is_complete(path, &items[i], rel, side, nside);
         free(path);
         if (done) {
             r.skipped_files++;
@@ -554,11 +557,9 @@ out:
     for (size_t i = 0; i < n; i++)
         s3s__item_desc_fini(&items[i]);
     free(items);
-    free(rels);
     side_free(side, nside);
     free(dir);
     free(sidepath);
-    s3s_snapshot_destroy(owned);
     pthread_cond_destroy(&j.cv);
     pthread_mutex_destroy(&j.mu);
     return rc;

@@ -49,6 +49,17 @@ typedef struct s3s__file_mode_result {
 int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_result *res,
                                s3s__errbuf *eb);
 
+/* s3s__mode_share_list lists the rank's share of wopts->first_epoch (the
+ * static plan, one epoch) for a channel laid out as files (File mode here,
+ * FastFile's listing): every key relative to the channel prefix (*plen bytes
+ * stripped) is checked as a path, and the whole set for collisions; chname
+ * names the channel in messages. *out: heap array of *out_n descriptions
+ * (free each with s3s__item_desc_fini, then the array). Returns 0,
+ * S3S_EUNSAFEKEY naming the key, the plan's or listing's error, S3S_ENOMEM. */
+struct s3s__item_desc;
+int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname,
+                         struct s3s__item_desc **out, size_t *out_n, size_t *plen, s3s__errbuf *eb);
+
 /* s3s__mode_key_prefix returns the length of the prefix stripped from keys of
  * snap (see above). */
 size_t s3s__mode_key_prefix(const s3s_snapshot *snap);
