@@ -36,20 +36,6 @@ static const s3s__cli_cmd commands[] = {
      "--jobs N  files copied at once (default 16). Downloads are written to a temporary\n"
      "file and renamed into place, so an interrupted copy leaves no partial file.\n"
      "Keys that would leave the destination folder (.., absolute) are refused.\n"},
-    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
-     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
-     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
-     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
-     "\n"
-     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
-     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
-     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
-     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
-     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
-     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
-     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
-     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
-     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
     {"spec", s3s__cmd_spec, "validate a job spec and print it resolved",
      "usage: s3shard spec check JOB.json\n"
      "\n"
@@ -68,6 +54,31 @@ static const s3s__cli_cmd commands[] = {
      "create with --job and no --out writes <StateDir>/snapshots/<channel>.snap, the\n"
      "file `plan` reads. verify checks the file checksum, the entry order and the\n"
      "content hash (and that it equals --hash). See docs/dataset.md.\n"},
+    {"plan", s3s__cmd_plan, "print one rank's share of an epoch (no coordinator needed)",
+     "usage: s3shard plan --job JOB.json --channel NAME --epoch E\n"
+     "                    [--rank R --world-size N] [--format keys|json]\n"
+     "                    [--snapshot FILE|s3://URI] [--resource-config PATH]\n"
+     "\n"
+     "Without --rank/--world-size the topology comes from torch (RANK, WORLD_SIZE,\n"
+     "LOCAL_RANK), Open MPI (OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK), PMI (PMI_RANK,\n"
+     "PMI_SIZE), Slurm (SLURM_PROCID, SLURM_NTASKS), then SageMaker's resourceconfig.json\n"
+     "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
+     "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
+     "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
+    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
+     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
+     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
+     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
+     "\n"
+     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
+     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
+     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
+     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
+     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
+     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
+     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
+     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
+     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
     {"fetch", s3s__cmd_fetch, "materialise one channel in File or Pipe mode (static plan)",
      "usage: s3shard fetch --job JOB.json --channel NAME [--mode file|pipe] [--data-root DIR]\n"
      "              [--rank R --world-size N] [--epoch E] [--epochs K] [--snapshot FILE|s3://]\n"
@@ -80,17 +91,6 @@ static const s3s__cli_cmd commands[] = {
      "defaults to the channel's InputMode, DIR to the job's DataRoot (/opt/ml/input/data).\n"
      "Topology: --rank/--world-size, else the environment (torch, Open MPI, PMI, Slurm,\n"
      "SageMaker resourceconfig.json), else rank 0 of 1. --epochs: default the job's Epochs.\n"},
-    {"plan", s3s__cmd_plan, "print one rank's share of an epoch (no coordinator needed)",
-     "usage: s3shard plan --job JOB.json --channel NAME --epoch E\n"
-     "                    [--rank R --world-size N] [--format keys|json]\n"
-     "                    [--snapshot FILE|s3://URI] [--resource-config PATH]\n"
-     "\n"
-     "Without --rank/--world-size the topology comes from torch (RANK, WORLD_SIZE,\n"
-     "LOCAL_RANK), Open MPI (OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK), PMI (PMI_RANK,\n"
-     "PMI_SIZE), Slurm (SLURM_PROCID, SLURM_NTASKS), then SageMaker's resourceconfig.json\n"
-     "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
-     "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
-     "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
