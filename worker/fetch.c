@@ -116,7 +116,10 @@ void s3s__blk_unref_locked(s3s_worker *w, s3s__blk *b)
         return;
     if (b->counted)
         mem_sub(w, b->len);
-    free(b->buf);
+    if (b->buf != NULL && b->len == b->obj->block_size && w->pool_n < w->pool_cap)
+        w->pool[w->pool_n++] = b->buf; /* reused: no fresh mmap and page faults */
+    else
+        free(b->buf);
     if (b->fd >= 0)
         close(b->fd);
     free(b->errmsg);
@@ -221,8 +224,12 @@ static int on_body(void *ud, const void *p, size_t n)
     pthread_mutex_lock(&w->mu);
     b->avail = g->got;
     w->st.get_bytes += n;
-    if (w->waiters > 0)
+    /* Wake the reader only once the bytes it waits for are all there: one
+     * wake-up per read instead of one per 16 KiB callback. */
+    if (b->wake_at != 0 && b->avail >= b->wake_at) {
+        b->wake_at = 0;
         pthread_cond_broadcast(&w->cv_done);
+    }
     int cancel = w->stopping || b->refs == 1; /* nobody but us wants it any more */
     pthread_mutex_unlock(&w->mu);
     return cancel ? S3S_ECLOSED : 0;
@@ -284,7 +291,13 @@ static void run_block(fthread *t, s3s__blk *b)
             g.cw = NULL;
         }
     }
-    uint8_t *buf = malloc(b->len);
+    uint8_t *buf = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (b->len == o->block_size && w->pool_n > 0)
+        buf = w->pool[--w->pool_n];
+    pthread_mutex_unlock(&w->mu);
+    if (buf == NULL)
+        buf = malloc(b->len);
     if (buf == NULL) {
         rc = S3S_ENOMEM;
     } else {
@@ -357,8 +370,16 @@ int s3s__fetch_start(s3s_worker *w, s3s__errbuf *eb)
 {
     unsigned n = w->o.connections;
     fthread *ts = calloc(n, sizeof(*ts));
-    if (ts == NULL)
+    /* spare buffers: at most a quarter of the budget sits idle in the pool */
+    uint64_t cap = w->o.prefetch_bytes / 4 / w->o.block_size;
+    w->pool_cap = (unsigned)(cap < 2 * (uint64_t)n ? cap : 2 * (uint64_t)n);
+    if (w->pool_cap == 0)
+        w->pool_cap = 1;
+    w->pool = calloc(w->pool_cap, sizeof(*w->pool));
+    if (ts == NULL || w->pool == NULL) {
+        free(ts);
         return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    }
     s3s_s3_opts so = w->o.s3;
     so.max_connections = 2;
     for (unsigned i = 0; i < n; i++) {
@@ -401,4 +422,13 @@ void s3s__fetch_stop(s3s_worker *w)
     free(ts);
     w->threads = NULL;
     w->nthreads = 0;
+}
+
+void s3s__fetch_pool_free(s3s_worker *w)
+{
+    while (w->pool_n > 0)
+        free(w->pool[--w->pool_n]);
+    free(w->pool);
+    w->pool = NULL;
+    w->pool_cap = 0;
 }

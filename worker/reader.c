@@ -31,6 +31,7 @@ int s3s__reader_setup(s3s_reader *r, s3s_worker *w, s3s__obj *obj, uint64_t pos)
     r->obj = obj;
     r->pos = pos;
     r->seq_next = pos;
+    r->furthest = pos; /* bytes before a resume offset count as read */
     r->st.window = w->o.readahead_min;
     r->st.window_peak = r->st.window;
     return 0;
@@ -105,7 +106,13 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
             if (s3s__blk_want_locked(w, o, j, 0, 0) == NULL)
                 break;
         uint64_t boff = cur - b->off;
-        while (b->state != BLK_FAILED && b->avail <= boff && !w->stopping) {
+        /* wait for every byte of this read that lies in this block */
+        uint64_t need = boff + (n - done);
+        if (need > b->len)
+            need = b->len;
+        while (b->state != BLK_FAILED && b->state != BLK_DONE && b->avail < need && !w->stopping) {
+            if (b->wake_at == 0 || b->wake_at > need)
+                b->wake_at = need;
             w->waiters++;
             pthread_cond_wait(&w->cv_done, &w->mu);
             w->waiters--;

@@ -178,6 +178,7 @@ static void worker_free(s3s_worker *w)
     if (w->ahead != NULL)
         ahead_clear(w);
     free(w->ahead);
+    s3s__fetch_pool_free(w);
     if (w->src)
         w->src->destroy(w->src);
     s3s_snapshot_destroy(w->owned_snap);

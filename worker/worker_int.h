@@ -46,6 +46,7 @@ typedef struct s3s__blk {
     uint64_t off, len;
     uint8_t *buf; /* len bytes, [0, avail) filled */
     uint64_t avail;
+    uint64_t wake_at; /* a reader sleeps until avail reaches this (0: nobody) */
     int fd; /* cache block fd when from_cache, else -1 */
     int err;
     char *errmsg; /* heap, set on failure */
@@ -112,6 +113,8 @@ struct s3s_worker {
     int stopping;
     int waiters;
     uint64_t mem; /* bytes counted against the budget */
+    void **pool; /* spare block_size buffers (already faulted in), at most pool_cap */
+    unsigned pool_n, pool_cap;
     s3s_worker_stats st;
     s3s__errbuf eb; /* last failure (under mu) */
 
@@ -128,6 +131,8 @@ int s3s__worker_create_src(s3s_worker **out, const s3s_worker_opts *opts, s3s__s
 /* fetch.c */
 int s3s__fetch_start(s3s_worker *w, s3s__errbuf *eb);
 void s3s__fetch_stop(s3s_worker *w);
+/* s3s__fetch_pool_free frees the spare buffers (after every block is gone). */
+void s3s__fetch_pool_free(s3s_worker *w);
 /* s3s__obj_create makes an object with one reference. */
 int s3s__obj_create(s3s_worker *w, const char *bucket, const char *key, const char *etag,
                     uint64_t size, s3s__obj **out);

@@ -2,8 +2,9 @@
  * "Shards", "The epoch order", "Distributions").
  *
  * Invariants of an s3s_plan: first[0] = 0 < first[1] < ... < first[n] =
- * snapshot count (shard i is entries [first[i], first[i+1])); order is a
- * permutation of 0..n-1. Memory: 8 bytes per shard. */
+ * snapshot count (shard i is entries [first[i], first[i+1])), or first is NULL
+ * when every shard is one entry (shard i is entry i); order is a
+ * permutation of 0..n-1. Memory: 4 bytes per shard, 8 when objects are packed. */
 #include "common/dataset/errinfo.h"
 #include "common/dataset/snapshot.h"
 
@@ -92,13 +93,16 @@ int s3s_plan_create(s3s_plan **out, const s3s_snapshot *snap, const s3s_plan_opt
     p->snap = snap;
     p->opts = *opts;
     p->n = cut(snap, opts->shard_target_bytes, NULL);
-    p->first = malloc(((size_t)p->n + 1) * sizeof(uint32_t));
+    int packed = p->n != snap->count; /* else shard i is entry i: no table */
+    if (packed)
+        p->first = malloc(((size_t)p->n + 1) * sizeof(uint32_t));
     p->order = malloc(((size_t)p->n + 1) * sizeof(uint32_t));
-    if (p->first == NULL || p->order == NULL) {
+    if ((packed && p->first == NULL) || p->order == NULL) {
         s3s_plan_destroy(p);
         return s3s__ei_set(e, S3S_ENOMEM, "out of memory (%u shards)", p->n);
     }
-    cut(snap, opts->shard_target_bytes, p->first);
+    if (packed)
+        cut(snap, opts->shard_target_bytes, p->first);
     s3s_epoch_permutation(p->order, p->n, opts->shuffle, opts->seed, opts->epoch);
     *out = p;
     return 0;
@@ -123,8 +127,20 @@ const uint32_t *s3s_plan_order(const s3s_plan *p)
     return p->order;
 }
 
+static uint32_t first_of(const s3s_plan *p, uint32_t id)
+{
+    return p->first != NULL ? p->first[id] : id;
+}
+
+static uint32_t count_of(const s3s_plan *p, uint32_t id)
+{
+    return p->first != NULL ? p->first[id + 1] - p->first[id] : 1;
+}
+
 static uint64_t shard_bytes(const s3s_plan *p, uint32_t id)
 {
+    if (p->first == NULL)
+        return p->snap->recs[id].size;
     uint64_t b = 0;
     for (uint32_t i = p->first[id]; i < p->first[id + 1]; i++)
         b += p->snap->recs[i].size;
@@ -135,8 +151,8 @@ int s3s_plan_shard(const s3s_plan *p, uint32_t id, s3s_shard *out)
 {
     if (id >= p->n)
         return S3S_EINVAL;
-    out->first = p->first[id];
-    out->count = p->first[id + 1] - p->first[id];
+    out->first = first_of(p, id);
+    out->count = count_of(p, id);
     out->bytes = shard_bytes(p, id);
     return 0;
 }
@@ -165,7 +181,14 @@ static void cut_spans(const s3s_plan *p, uint32_t world, uint32_t want, uint64_t
         wt[id] = shard_bytes(p, id);
     for (uint64_t pos = 0; pos < p->n; pos++) {
         uint32_t id = p->order[pos];
-        uint64_t w = !bytes ? p->first[id + 1] - p->first[id] : wt ? wt[id] : shard_bytes(p, id);
+        if (pos + 16 < p->n) { /* weights are read in random order: fetch ahead */
+            uint32_t ahead = p->order[pos + 16];
+            if (wt != NULL)
+                __builtin_prefetch(&wt[ahead]);
+            else if (p->first != NULL)
+                __builtin_prefetch(&p->first[ahead]);
+        }
+        uint64_t w = !bytes ? count_of(p, id) : wt ? wt[id] : shard_bytes(p, id);
         /* rank >= k  <=>  floor((2C + w) N / 2W) >= k  <=>  (2C + w) N >= k 2W:
          * multiplications only, no 128-bit division per shard */
         unsigned __int128 x = (2 * c + w) * world;

@@ -46,8 +46,23 @@ void s3s_epoch_permutation(uint32_t *perm, size_t n, int shuffle, uint64_t seed,
     if (!shuffle || n < 2)
         return;
     s3s__ctr_rng r = {s3s__epoch_key(seed, epoch), 0};
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)s3s__rng_below(&r, (uint64_t)i + 1);
+    /* The draw for step i depends only on the generator and i, not on the
+     * array, so draws are made AHEAD steps early and the element they will
+     * swap is prefetched: the swaps are random accesses into a large array. */
+    enum { AHEAD = 16 };
+    size_t ring[AHEAD];
+    size_t fill = n - 1 < AHEAD ? n - 1 : AHEAD;
+    for (size_t k = 0; k < fill; k++) {
+        ring[k] = (size_t)s3s__rng_below(&r, (uint64_t)(n - 1 - k) + 1);
+        __builtin_prefetch(&perm[ring[k]], 1);
+    }
+    for (size_t i = n - 1, k = 0; i > 0; i--, k++) {
+        size_t j = ring[k % AHEAD];
+        if (i > AHEAD) { /* the draw for step i - AHEAD */
+            size_t ia = i - AHEAD;
+            ring[k % AHEAD] = (size_t)s3s__rng_below(&r, (uint64_t)ia + 1);
+            __builtin_prefetch(&perm[ring[k % AHEAD]], 1);
+        }
         uint32_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;

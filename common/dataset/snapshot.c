@@ -3,6 +3,7 @@
 #include "common/dataset/snapshot.h"
 
 #include "common/dataset/errinfo.h"
+#include "common/dataset/xxh64.h"
 #include "s3shard/error.h"
 
 #include <openssl/evp.h>
@@ -254,8 +255,13 @@ int s3s__sb_finish(s3s__snap_builder *b, s3s_snapshot_kind kind, const char *sou
         return s3s__ei_set(e, S3S_ENOMEM, "out of memory");
     }
     if (kind == S3S_SNAP_OBJECTS && b->count > 1) {
-        qsort_r(b->recs, b->count, sizeof(*b->recs), rec_cmp, b->arena);
-        for (uint64_t i = 1; i < b->count; i++)
+        /* S3 listings arrive sorted: check first, sort only when needed */
+        uint64_t upto = 1;
+        while (upto < b->count && rec_cmp(&b->recs[upto - 1], &b->recs[upto], b->arena) < 0)
+            upto++;
+        if (upto < b->count) /* not strictly increasing: sort, then look for repeats */
+            qsort_r(b->recs, b->count, sizeof(*b->recs), rec_cmp, b->arena);
+        for (uint64_t i = 1; upto < b->count && i < b->count; i++)
             if (rec_cmp(&b->recs[i - 1], &b->recs[i], b->arena) == 0) {
                 const s3s__snap_rec *r = &b->recs[i];
                 s3s_snapshot_destroy(s);
@@ -279,92 +285,6 @@ int s3s__sb_finish(s3s__snap_builder *b, s3s_snapshot_kind kind, const char *sou
     return 0;
 }
 
-/* ---- XXH64 (seed 0) ---- */
-
-#define P1 0x9E3779B185EBCA87ull
-#define P2 0xC2B2AE3D27D4EB4Full
-#define P3 0x165667B19E3779F9ull
-#define P4 0x85EBCA77C2B2AE63ull
-#define P5 0x27D4EB2F165667C5ull
-
-static uint64_t rotl(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static uint64_t xround(uint64_t acc, uint64_t in)
-{
-    acc += in * P2;
-    acc = rotl(acc, 31);
-    return acc * P1;
-}
-
-static uint64_t xmerge(uint64_t acc, uint64_t v)
-{
-    acc ^= xround(0, v);
-    return acc * P1 + P4;
-}
-
-uint64_t s3s__xxh64(const void *data, size_t len)
-{
-    const uint8_t *p = data, *end = p + len;
-    uint64_t h;
-    if (len >= 32) {
-        uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = 0 - P1;
-        const uint8_t *limit = end - 32;
-        do {
-            v1 = xround(v1, rd64(p));
-            v2 = xround(v2, rd64(p + 8));
-            v3 = xround(v3, rd64(p + 16));
-            v4 = xround(v4, rd64(p + 24));
-            p += 32;
-        } while (p <= limit);
-        h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
-        h = xmerge(h, v1);
-        h = xmerge(h, v2);
-        h = xmerge(h, v3);
-        h = xmerge(h, v4);
-    } else {
-        h = P5;
-    }
-    h += (uint64_t)len;
-    while (p + 8 <= end) {
-        h ^= xround(0, rd64(p));
-        h = rotl(h, 27) * P1 + P4;
-        p += 8;
-    }
-    if (p + 4 <= end) {
-        h ^= (uint64_t)rd32(p) * P1;
-        h = rotl(h, 23) * P2 + P3;
-        p += 4;
-    }
-    while (p < end) {
-        h ^= (uint64_t)(*p) * P5;
-        h = rotl(h, 11) * P1;
-        p++;
-    }
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    h ^= h >> 32;
-    return h;
-}
-
 /* ---- file image ---- */
 
 static uint64_t pad8(uint64_t n)
@@ -372,20 +292,25 @@ static uint64_t pad8(uint64_t n)
     return (n + 7) & ~7ull;
 }
 
-int s3s__snap_serialize(const s3s_snapshot *s, void **out, size_t *out_len, s3s_errinfo *e)
+/* The layout of a snapshot's file: the offsets of its parts. */
+typedef struct layout {
+    size_t sl, bl;
+    uint64_t recs_off, arena_off, trailer_off, total;
+} layout;
+
+static void get_layout(const s3s_snapshot *s, layout *l)
 {
-    *out = NULL;
-    size_t sl = strlen(s->source), bl = s->bucket ? strlen(s->bucket) : 0;
-    uint64_t recs_off = pad8(HEADER_BYTES + sl + bl);
-    uint64_t arena_off = recs_off + s->count * sizeof(s3s__snap_rec);
-    uint64_t trailer_off = pad8(arena_off + s->arena_len);
-    uint64_t total = trailer_off + 16;
-    if (total > MAX_FILE)
-        return s3s__ei_set(e, S3S_ETOOBIG, "snapshot file would exceed %llu bytes",
-                           (unsigned long long)MAX_FILE);
-    uint8_t *f = calloc(1, total);
-    if (f == NULL)
-        return s3s__ei_set(e, S3S_ENOMEM, "out of memory (%llu bytes)", (unsigned long long)total);
+    l->sl = strlen(s->source);
+    l->bl = s->bucket ? strlen(s->bucket) : 0;
+    l->recs_off = pad8(HEADER_BYTES + l->sl + l->bl);
+    l->arena_off = l->recs_off + s->count * sizeof(s3s__snap_rec);
+    l->trailer_off = pad8(l->arena_off + s->arena_len);
+    l->total = l->trailer_off + 16;
+}
+
+/* write_head fills f[0..recs_off) (zeroed by the caller): header, source, bucket. */
+static void write_head(const s3s_snapshot *s, const layout *l, uint8_t *f)
+{
     memcpy(f, MAGIC, 8);
     put32(f + 8, VERSION);
     put32(f + 12, HEADER_BYTES);
@@ -395,21 +320,36 @@ int s3s__snap_serialize(const s3s_snapshot *s, void **out, size_t *out_len, s3s_
     put64(f + 32, s->arena_len);
     put64(f + 40, s->total_bytes);
     put64(f + 48, (uint64_t)s->created);
-    put32(f + 56, (uint32_t)sl);
-    put32(f + 60, (uint32_t)bl);
+    put32(f + 56, (uint32_t)l->sl);
+    put32(f + 60, (uint32_t)l->bl);
     memcpy(f + 64, s->hash, 32);
     put32(f + 96, s->bucket != NULL); /* flags: bit 0 = has a bucket */
-    memcpy(f + HEADER_BYTES, s->source, sl);
-    if (bl)
-        memcpy(f + HEADER_BYTES + sl, s->bucket, bl);
+    memcpy(f + HEADER_BYTES, s->source, l->sl);
+    if (l->bl)
+        memcpy(f + HEADER_BYTES + l->sl, s->bucket, l->bl);
+}
+
+int s3s__snap_serialize(const s3s_snapshot *s, void **out, size_t *out_len, s3s_errinfo *e)
+{
+    *out = NULL;
+    layout l;
+    get_layout(s, &l);
+    if (l.total > MAX_FILE)
+        return s3s__ei_set(e, S3S_ETOOBIG, "snapshot file would exceed %llu bytes",
+                           (unsigned long long)MAX_FILE);
+    uint8_t *f = calloc(1, l.total);
+    if (f == NULL)
+        return s3s__ei_set(e, S3S_ENOMEM, "out of memory (%llu bytes)",
+                           (unsigned long long)l.total);
+    write_head(s, &l, f);
     if (s->count)
-        memcpy(f + recs_off, s->recs, s->count * sizeof(s3s__snap_rec));
+        memcpy(f + l.recs_off, s->recs, s->count * sizeof(s3s__snap_rec));
     if (s->arena_len)
-        memcpy(f + arena_off, s->arena, s->arena_len);
-    put64(f + trailer_off, s3s__xxh64(f, trailer_off));
-    memcpy(f + trailer_off + 8, TRAILER_MAGIC, 8);
+        memcpy(f + l.arena_off, s->arena, s->arena_len);
+    put64(f + l.trailer_off, s3s__xxh64(f, l.trailer_off));
+    memcpy(f + l.trailer_off + 8, TRAILER_MAGIC, 8);
     *out = f;
-    *out_len = total;
+    *out_len = l.total;
     return 0;
 }
 
@@ -547,36 +487,63 @@ void s3s_snapshot_destroy(s3s_snapshot *s)
     free(s);
 }
 
+/* write_all writes n bytes and adds them to the checksum. */
+static int write_all(int fd, s3s__xxh_state *st, const void *p, size_t n)
+{
+    const char *c = p;
+    if (st != NULL)
+        s3s__xxh_update(st, p, n);
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int s3s_snapshot_save(const s3s_snapshot *s, const char *path, s3s_errinfo *e)
 {
-    void *img;
-    size_t n;
-    int rc = s3s__snap_serialize(s, &img, &n, e);
-    if (rc != 0)
-        return rc;
+    layout l;
+    get_layout(s, &l);
+    if (l.total > MAX_FILE)
+        return s3s__ei_set(e, S3S_ETOOBIG, "snapshot file would exceed %llu bytes",
+                           (unsigned long long)MAX_FILE);
+    int rc = 0;
     size_t pl = strlen(path) + 32;
     char *tmp = malloc(pl);
-    if (tmp == NULL) {
-        free(img);
+    uint8_t *head = calloc(1, (size_t)l.recs_off);
+    if (tmp == NULL || head == NULL) {
+        free(tmp);
+        free(head);
         return s3s__ei_set(e, S3S_ENOMEM, "out of memory");
     }
+    write_head(s, &l, head);
     snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = s3s__ei_set(e, S3S_EIO, "%s: %s", tmp, strerror(errno));
         goto out;
     }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, (char *)img + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = s3s__ei_set(e, S3S_EIO, "%s: write: %s", tmp, strerror(errno));
-            break;
-        }
-        off += (size_t)w;
+    /* Streamed from the snapshot's own memory: no file image is built. */
+    s3s__xxh_state st;
+    s3s__xxh_init(&st);
+    static const uint8_t zeros[8];
+    uint8_t trailer[16];
+    int bad = write_all(fd, &st, head, (size_t)l.recs_off) ||
+        write_all(fd, &st, s->recs, (size_t)(s->count * sizeof(s3s__snap_rec))) ||
+        write_all(fd, &st, s->arena, (size_t)s->arena_len) ||
+        write_all(fd, &st, zeros, (size_t)(l.trailer_off - l.arena_off - s->arena_len));
+    if (!bad) {
+        put64(trailer, s3s__xxh_digest(&st));
+        memcpy(trailer + 8, TRAILER_MAGIC, 8);
+        bad = write_all(fd, NULL, trailer, 16);
     }
+    if (bad)
+        rc = s3s__ei_set(e, S3S_EIO, "%s: write: %s", tmp, strerror(errno));
     if (rc == 0 && fsync(fd) != 0)
         rc = s3s__ei_set(e, S3S_EIO, "%s: fsync: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0)
@@ -587,7 +554,7 @@ int s3s_snapshot_save(const s3s_snapshot *s, const char *path, s3s_errinfo *e)
         unlink(tmp);
 out:
     free(tmp);
-    free(img);
+    free(head);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #ifndef S3S_DATASET_SNAPSHOT_H
 #define S3S_DATASET_SNAPSHOT_H
 
+#include "common/dataset/xxh64.h"
 #include "s3shard/dataset.h"
 
 #include <stddef.h>
@@ -71,8 +72,6 @@ int s3s__snap_serialize(const s3s_snapshot *s, void **out, size_t *out_len, s3s_
  * and on failure alike. */
 int s3s__snap_parse(s3s_snapshot **out, void *block, size_t len, const char *name, s3s_errinfo *e);
 
-/* s3s__xxh64 is XXH64 (seed 0), the file checksum. */
-uint64_t s3s__xxh64(const void *data, size_t len);
 /* s3s__etag_text writes a record's ETag as text into out (72 bytes). */
 void s3s__etag_text(const s3s_snapshot *s, const s3s__snap_rec *r, char out[72]);
 

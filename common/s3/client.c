@@ -152,6 +152,23 @@ int s3s_s3_head(s3s_s3 *s3, const char *bucket, const char *key, s3s_s3_objinfo 
     x.bucket = bucket;
     x.key = key;
     rc = s3s__http_run(s3, &x);
+    if (rc != 0 && (x.status == 400 || x.status == 403) && key != NULL) {
+        /* A HEAD reply has no body, so a refusal does not say why (for example
+         * SignatureDoesNotMatch). Ask again with a one-byte GET, whose error body
+         * names the S3 code, and report that if it fails the same way. */
+        s3s__xfer g;
+        s3s__xfer_init(&g);
+        g.method = "GET";
+        g.bucket = bucket;
+        g.key = key;
+        g.has_range = 1;
+        g.range_off = 0;
+        g.range_len = 1;
+        int grc = s3s__http_run(s3, &g);
+        if (grc == rc && g.status == x.status && g.err[0] != '\0')
+            snprintf(x.err, sizeof x.err, "HEAD %s/%s: %.700s", bucket, key, g.err);
+        s3s__xfer_fini(&g);
+    }
     if (rc != 0) {
         s3s__s3_fail(s3, &x);
     } else if (info != NULL) {

@@ -611,14 +611,12 @@ static void attempt_ended(s3s_s3 *s3, s3s__xfer *x, CURLcode cc)
     v->last_kind = kind;
     if (x->etag[0] != '\0' && v->first_etag[0] == '\0' && x->delivered > 0)
         memcpy(v->first_etag, x->etag, sizeof v->first_etag);
-    int resumable = strcmp(x->method, "GET") == 0;
-    if (!resumable || x->sink == NULL) {
-        /* Kept bodies restart from their own start unless it is a GET (then the
-         * Range continues where the buffer stops). */
-        if (!resumable) {
-            s3s__buf_reset(&x->body);
-            x->delivered = 0;
-        }
+    /* Object GETs resume with a Range from the byte reached; anything else
+     * (a listing is generated afresh each time) starts over. */
+    int resumable = strcmp(x->method, "GET") == 0 && x->key != NULL;
+    if (!resumable) {
+        s3s__buf_reset(&x->body);
+        x->delivered = 0;
     }
     if (x->attempts >= s3->opts.max_attempts) {
         char msg[700];

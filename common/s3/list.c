@@ -22,12 +22,14 @@ static int add_param(s3s__buf *q, const char *name, const char *v)
     return rc != 0 ? rc : s3s__pct_encode(q, v, strlen(v), 0);
 }
 
-/* Builds the query of one page request. */
+/* Builds the query of one page request (max_keys 0: the server's 1000). */
 static int page_query(s3s__buf *q, const char *prefix, const char *delimiter,
-                      const char *start_after, const char *token)
+                      const char *start_after, const char *token, unsigned max_keys)
 {
     s3s__buf_reset(q);
     int rc = s3s__buf_puts(q, "list-type=2&encoding-type=url");
+    if (rc == 0 && max_keys > 0)
+        rc = s3s__buf_printf(q, "&max-keys=%u", max_keys);
     if (rc == 0)
         rc = add_param(q, "prefix", prefix);
     if (rc == 0)
@@ -61,8 +63,8 @@ static int list_seq(s3s_s3 *s3, const char *bucket, const char *prefix, const ch
     s3s__buf_init(&q, 1 << 16);
     s3s__xfer_init(&x);
     for (unsigned page = 1;; page++) {
-        if ((rc = page_query(&q, prefix, delimiter, token == NULL ? start_after : NULL, token)) !=
-            0) {
+        if ((rc = page_query(&q, prefix, delimiter, token == NULL ? start_after : NULL, token,
+                             0)) != 0) {
             s3s__err_set(&s3->eb, rc, "list %s: query too long", bucket);
             break;
         }
@@ -133,6 +135,8 @@ int s3s_s3_list_dir(s3s_s3 *s3, const char *bucket, const char *prefix, s3s_s3_l
  * which bounds memory. */
 
 #define RANGE_BUFFER_MAX 20000
+#define PROBE_KEYS 50
+#define SPLIT_MAX 8
 
 typedef struct range {
     char *after; /* StartAfter for the next page (NULL: from the prefix start) */
@@ -141,6 +145,7 @@ typedef struct range {
     size_t n, cap;
     int done;
     int busy;
+    unsigned pages; /* pages received */
     s3s__xfer x;
     s3s__buf q;
     struct range *next;
@@ -267,7 +272,11 @@ int s3s_s3_list_parallel(s3s_s3 *s3, const char *bucket, const char *prefix, uns
         for (range *r = head; r != NULL && busy < parallelism; r = r->next) {
             if (r->busy || r->done || (r != head && r->n >= RANGE_BUFFER_MAX))
                 continue;
-            if ((rc = page_query(&r->q, prefix, NULL, r->after, NULL)) != 0)
+            /* The second page of a bounded range is often just past its end
+             * (a full first page, then nothing left): ask for a few keys
+             * first, so a server does not build 1,000 keys we would drop. */
+            unsigned mk = r->hi != NULL && r->pages == 1 ? PROBE_KEYS : 0;
+            if ((rc = page_query(&r->q, prefix, NULL, r->after, NULL, mk)) != 0)
                 break;
             page_xfer(&r->x, bucket, &r->q);
             if ((rc = s3s__http_submit(s3, &r->x)) != 0)
@@ -283,6 +292,7 @@ int s3s_s3_list_parallel(s3s_s3 *s3, const char *bucket, const char *prefix, uns
         if (busy > 0 && s3s__http_wait(s3, &d) == 0) {
             range *r = d->user;
             r->busy = 0;
+            r->pages++;
             busy--;
             if (d->rc != 0) {
                 rc = s3s__s3_fail(s3, d);
@@ -312,8 +322,12 @@ int s3s_s3_list_parallel(s3s_s3 *s3, const char *bucket, const char *prefix, uns
             unsigned idle = 0;
             for (range *o = head; o != NULL; o = o->next)
                 idle += !o->done && !o->busy;
-            if (rc == 0 && !r->done && busy + idle < parallelism)
-                rc = range_split(r, &pg, prefix, parallelism - busy - idle);
+            if (rc == 0 && !r->done && busy + idle < parallelism) {
+                /* A few ranges at a time: each empty range still costs a
+                 * request, and big ranges split again when they answer. */
+                unsigned want = parallelism - busy - idle;
+                rc = range_split(r, &pg, prefix, want < SPLIT_MAX ? want : SPLIT_MAX);
+            }
             s3s__list_page_fini(&pg);
             if (rc != 0) {
                 if (s3->eb.msg[0] == '\0')

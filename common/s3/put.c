@@ -155,8 +155,10 @@ static int put_multipart(s3s_s3 *s3, const char *bucket, const char *key, const 
             break;
         }
         s3s__xfer *d = NULL;
-        if (s3s__http_wait(s3, &d) != 0)
+        if (s3s__http_wait(s3, &d) != 0) {
+            rc = s3s__err_set(&s3->eb, S3S_EPROTO, "PUT %s/%s: parts lost track of", bucket, key);
             break;
+        }
         part *p = d->user;
         p->busy = 0;
         if (d->rc != 0) {

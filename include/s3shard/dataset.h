@@ -274,7 +274,8 @@ S3S_API void s3s_plan_opts_from_channel(s3s_plan_opts *opts, const s3s_channel *
 typedef struct s3s_plan s3s_plan;
 
 /* s3s_plan_create cuts snap into shards and computes the epoch order. The plan
- * keeps a pointer to snap: snap must outlive it. Memory: 8 bytes per shard.
+ * keeps a pointer to snap: snap must outlive it. Memory: 4 bytes per shard
+ * (8 when small objects are packed).
  * Fails with S3S_ENOMEM, or S3S_ETOOBIG past 2^32-1 shards. */
 S3S_API int s3s_plan_create(s3s_plan **out, const s3s_snapshot *snap, const s3s_plan_opts *opts,
                             s3s_errinfo *err);

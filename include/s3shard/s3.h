@@ -117,7 +117,7 @@ S3S_API int s3s_s3_get(s3s_s3 *s3, const char *bucket, const char *key, uint64_t
                        const char *if_match, s3s_s3_write_cb cb, void *ud, s3s_s3_objinfo *info);
 
 /* s3s_s3_get_parallel is s3s_s3_get for big ranges: it fetches range_chunk
- * pieces over up to `connections` connections (0: max_connections) and still
+ * pieces over up to `connections` connections (0: min(8, max_connections)) and still
  * delivers bytes to cb in order, holding at most connections*range_chunk bytes. */
 S3S_API int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_t off,
                                 uint64_t len, unsigned connections, s3s_s3_write_cb cb, void *ud,

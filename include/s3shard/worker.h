@@ -144,10 +144,14 @@ S3S_API int s3s_item_close(s3s_item *item);
 S3S_API int s3s_reader_open(s3s_worker *w, const char *bucket, const char *key, uint64_t size,
                             const char *etag, s3s_reader **out);
 
-/* s3s_reader_read copies up to n bytes from the current position into buf
- * and advances it; *out_n is 0 only at the end of the object. Blocks until at
- * least one byte is there (then returns what is there, up to n). Fails with
- * the fetch's error (S3S_ENETWORK, S3S_ECONFLICT when the object changed, ...). */
+/* s3s_reader_read copies n bytes from the current position into buf and
+ * advances it; *out_n is less than n only at the end of the object (0 there).
+ * Bytes are handed over as they arrive from S3: the call waits only for the
+ * bytes it returns, not for whole blocks. Fails with the fetch's error
+ * (S3S_ENETWORK, S3S_ENOTFOUND, S3S_ECONFLICT when the object changed, ...),
+ * with the key and range in s3s_reader_errmsg; bytes copied before the
+ * failure are in buf and counted in *out_n, the position is advanced past
+ * them. Thread-safe against other readers, not against itself. */
 S3S_API int s3s_reader_read(s3s_reader *r, void *buf, size_t n, size_t *out_n);
 
 /* s3s_reader_pread reads up to n bytes at offset off without moving the

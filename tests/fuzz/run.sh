@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# run.sh BUILD_DIR [SECONDS]: run every fuzz target briefly (default 20 s each)
+# run.sh BUILD_DIR [SECONDS]: run every fuzz target briefly (default 10 s each)
 # over its seed corpus in tests/fuzz/corpus/<target>/. Fails on any crash.
 set -euo pipefail
 build=$1
-secs=${2:-${S3SHARD_FUZZ_SECONDS:-20}}
+secs=${2:-${S3SHARD_FUZZ_SECONDS:-10}}
 here=$(cd "$(dirname "$0")" && pwd)
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1
 status=0

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,6 +91,9 @@ pid_t s3s_test_spawn(char *const argv[], const char *out_path)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* die with the test: a crashed test must not leave s3rver holding
+         * ctest's output pipes open until the timeout */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (out_path != NULL) {
             int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd < 0)

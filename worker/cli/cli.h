@@ -29,14 +29,15 @@ typedef struct s3s__cli_cmd {
 
 /* Subcommands (one per cmd_*.c). */
 int s3s__cmd_version(s3s__cli *g, int argc, char **argv);
-int s3s__cmd_sigv4(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_spec(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_snapshot(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_plan(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_sigv4(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_ls(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cat(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cp(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_run(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv);
 
 /* s3s__cli_usage_error prints "s3shard NAME: message" and the usage, returns 2. */
 int s3s__cli_usage_error(const char *name, const char *fmt, ...)

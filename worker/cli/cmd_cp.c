@@ -121,32 +121,32 @@ static int download(s3s_s3 *s3, const cp *c, const job *j, char *err, size_t err
 {
     char tmp[PATH_MAX];
     if (mkdirs_for(j->local) != 0) {
-        snprintf(err, errn, "%s: cannot create its folder: %s", j->local, strerror(errno));
+        snprintf(err, errn, "%.900s: cannot create its folder: %s", j->local, strerror(errno));
         return S3S_EIO;
     }
     if (snprintf(tmp, sizeof tmp, "%s.s3shard-tmp.%ld", j->local, (long)getpid()) >=
         (int)sizeof tmp) {
-        snprintf(err, errn, "%s: path too long", j->local);
+        snprintf(err, errn, "%.900s: path too long", j->local);
         return S3S_EINVAL;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        snprintf(err, errn, "%s: %s", tmp, strerror(errno));
+        snprintf(err, errn, "%.900s: %s", tmp, strerror(errno));
         return S3S_EIO;
     }
     int rc = s3s_s3_get_parallel(s3, c->bucket, j->key, 0, S3S_TO_END, 0, write_fd, &fd, NULL);
     if (rc != 0)
         snprintf(err, errn, "%s", rc == S3S_EIO ? "write error" : s3s_s3_errmsg(s3));
     if (rc == 0 && fsync(fd) != 0) {
-        snprintf(err, errn, "%s: fsync: %s", tmp, strerror(errno));
+        snprintf(err, errn, "%.900s: fsync: %s", tmp, strerror(errno));
         rc = S3S_EIO;
     }
     if (close(fd) != 0 && rc == 0) {
-        snprintf(err, errn, "%s: close: %s", tmp, strerror(errno));
+        snprintf(err, errn, "%.900s: close: %s", tmp, strerror(errno));
         rc = S3S_EIO;
     }
     if (rc == 0 && rename(tmp, j->local) != 0) {
-        snprintf(err, errn, "%s: rename: %s", j->local, strerror(errno));
+        snprintf(err, errn, "%.900s: rename: %s", j->local, strerror(errno));
         rc = S3S_EIO;
     }
     if (rc != 0)

@@ -63,10 +63,16 @@ int s3s__cmd_ls(s3s__cli *g, int argc, char **argv)
     const char *uri = NULL;
     ls_state st = {0};
     int recursive = 0;
+    long long parallel = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--recursive") == 0 || strcmp(argv[i], "-r") == 0)
             recursive = 1;
-        else if (strcmp(argv[i], "--json") == 0)
+        else if (strcmp(argv[i], "--parallel") == 0) {
+            if (i + 1 >= argc || (parallel = s3s__cli_parse_count(argv[i + 1])) < 1 ||
+                parallel > 1024)
+                return s3s__cli_usage_error(argv[0], "--parallel needs a number from 1 to 1024");
+            i++;
+        } else if (strcmp(argv[i], "--json") == 0)
             st.json = 1;
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
             return s3s__cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
@@ -94,7 +100,7 @@ int s3s__cmd_ls(s3s__cli *g, int argc, char **argv)
     st.strip = slash != NULL ? (size_t)(slash - prefix) + 1 : 0;
     double t0 = s3s__cli_now();
     if (recursive)
-        rc = s3s_s3_list_parallel(s3, bucket, prefix, 0, on_object, &st);
+        rc = s3s_s3_list_parallel(s3, bucket, prefix, (unsigned)parallel, on_object, &st);
     else
         rc = s3s_s3_list_dir(s3, bucket, prefix, on_object, on_prefix, &st);
     double dt = s3s__cli_now() - t0;

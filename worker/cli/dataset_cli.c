@@ -102,6 +102,16 @@ int s3s__cli_channel_snapshot(s3s__cli *g, const char *cmd, const s3s_job *job,
     snprintf(path, sizeof(path), "%s/%s.snap", dir, ch->name);
     s3s_errinfo e = {0};
     int rc = s3s_snapshot_load(out, path, &e);
+    const char *src = ch->data_type == S3S_DATA_FILESYSTEM ? ch->local_path : ch->uri;
+    if (rc == 0 && strcmp(s3s_snapshot_source(*out), src) != 0) {
+        /* the channel now names another source: never plan on the old one */
+        s3s__cli_fail(cmd,
+                      "cached snapshot %s was made from %s, but channel %s reads %s: remove it",
+                      path, s3s_snapshot_source(*out), ch->name, src);
+        s3s_snapshot_destroy(*out);
+        *out = NULL;
+        return 1;
+    }
     if (rc == 0)
         return 0;
     if (rc != S3S_ENOTFOUND)

@@ -11,11 +11,13 @@
 static const s3s__cli_cmd commands[] = {
     {"version", s3s__cmd_version, "print the version", "usage: s3shard version\n"},
     {"ls", s3s__cmd_ls, "list objects: key, size, ETag per line",
-     "usage: s3shard ls s3://BUCKET[/PREFIX] [--recursive] [--json]\n"
+     "usage: s3shard ls s3://BUCKET[/PREFIX] [--recursive [--parallel N]] [--json]\n"
      "\n"
      "Without --recursive: one level, sub-folders as 'PRE name/' lines (like aws s3 ls).\n"
      "With --recursive: every object under the prefix, listed in parallel (still in key\n"
-     "order). Each object line is KEY<TAB>SIZE<TAB>ETAG; --json prints one JSON object per\n"
+     "order); --parallel N caps the concurrent list requests (default 32; 1: one page after\n"
+     "another, best for servers that serialize listings, like s3rver).\nEach object line is "
+     "KEY<TAB>SIZE<TAB>ETAG; --json prints one JSON object per\n"
      "line ({\"key\",\"size\",\"etag\",\"last_modified\"} or {\"prefix\"}).\n"
      "stderr gets a summary: N objects, B bytes, X objects/s.\n"},
     {"cat", s3s__cmd_cat, "write an object (or a byte range of it) to stdout",
@@ -34,20 +36,6 @@ static const s3s__cli_cmd commands[] = {
      "--jobs N  files copied at once (default 16). Downloads are written to a temporary\n"
      "file and renamed into place, so an interrupted copy leaves no partial file.\n"
      "Keys that would leave the destination folder (.., absolute) are refused.\n"},
-    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
-     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
-     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
-     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
-     "\n"
-     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
-     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
-     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
-     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
-     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
-     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
-     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
-     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
-     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
     {"spec", s3s__cmd_spec, "validate a job spec and print it resolved",
      "usage: s3shard spec check JOB.json\n"
      "\n"
@@ -102,6 +90,32 @@ static const s3s__cli_cmd commands[] = {
      "  --imds-endpoint URL    metadata endpoint (implies --spot; default\n"
      "                         $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254)\n"
      "  --spot-interval S      seconds between polls (default 5)\n"},
+    {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
+     "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
+     "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
+     "              [--presign SECONDS --date YYYYMMDDTHHMMSSZ]  < request.txt\n"
+     "\n"
+     "stdin: a raw HTTP/1.1 request: 'METHOD TARGET HTTP/1.1' (the target runs to the last\n"
+     "space), header lines 'Name:value', a blank line or end of input, an optional body.\n"
+     "Every header is signed; --session-token adds and signs X-Amz-Security-Token.\n"
+     "Path and query are decoded then encoded by SigV4's rules; the path is normalized\n"
+     "only with --normalize-path (S3 never normalizes). The time is the X-Amz-Date\n"
+     "header, or --date with --presign. Payload hash: the x-amz-content-sha256 header,\n"
+     "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
+     "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
+     "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
+    {"fetch", s3s__cmd_fetch, "materialise one channel in File or Pipe mode (static plan)",
+     "usage: s3shard fetch --job JOB.json --channel NAME [--mode file|pipe] [--data-root DIR]\n"
+     "              [--rank R --world-size N] [--epoch E] [--epochs K] [--snapshot FILE|s3://]\n"
+     "              [--cache-dir DIR] [--jobs N] [--connections N] [--progress bar|log|none]\n"
+     "\n"
+     "File: the rank's share of epoch E downloaded into DIR/NAME/ (key paths kept, relative\n"
+     "to the channel prefix), in parallel, crash-safe; a rerun skips complete files (size and\n"
+     "ETag). Pipe: FIFOs DIR/NAME_E, DIR/NAME_E+1, ... streaming the share of each epoch in\n"
+     "order (RecordWrapperType RecordIO and CompressionType Gzip from the job). The mode\n"
+     "defaults to the channel's InputMode, DIR to the job's DataRoot (/opt/ml/input/data).\n"
+     "Topology: --rank/--world-size, else the environment (torch, Open MPI, PMI, Slurm,\n"
+     "SageMaker resourceconfig.json), else rank 0 of 1. --epochs: default the job's Epochs.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

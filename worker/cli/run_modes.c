@@ -1,15 +1,15 @@
-/* run_modes.c: `s3shard run`'s channels in their input modes (see run.h).
- *
- * File mode here is a small stand-in over the worker's items (skips files of
- * the right size; temp file + rename); worker/mode_file.c, when merged,
- * replaces it (ETag checks, parallel files, progress bar). */
+/* run_modes.c: `s3shard run`'s channels in their input modes (see run.h):
+ * File through worker/mode_file.h, Pipe through worker/mode_pipe.h (in a
+ * thread per channel, stopped through its stop flag), FastFile through the
+ * FUSE mount (worker/modes/fastfile.h) over the worker's readers. */
 #include "worker/cli/run.h"
 
 #include "common/util/log.h"
 #include "s3shard/error.h"
 #include "worker/cli/cli_s3.h"
 #include "worker/cli/dataset_cli.h"
-#include "worker/keypath.h"
+#include "worker/mode_file.h"
+#include "worker/mode_pipe.h"
 #include "worker/modes/objio.h"
 #include "worker/modes/share.h"
 #ifdef S3S_HAVE_FUSE
@@ -22,7 +22,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +29,6 @@
 #include <unistd.h>
 
 #define CMD "run"
-#define IOBUF (1u << 20)
-#define RECORDIO_MAGIC 0xced7230au
-#define RECORDIO_MAX ((1u << 29) - 1)
 
 typedef struct chan {
     const s3s_channel *ch;
@@ -43,14 +39,12 @@ typedef struct chan {
     s3s__fastfile *ff;
 #endif
     /* Pipe */
-    s3s_worker *pw;
     pthread_t thread;
     int started;
-    atomic_int stop;
+    volatile sig_atomic_t stop;
     int rc;
     char err[1200];
-    uint64_t epoch, position, offset, items_done, bytes;
-    int in_item;
+    s3s__pipe_mode_result res;
 } chan;
 
 struct s3s__run_channels {
@@ -95,21 +89,6 @@ static void worker_opts(const s3s__run_cfg *cfg, const chan *c, s3s_worker_opts 
         o->connections = cfg->connections;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int stop_pending(const s3s__run_cfg *cfg)
 {
     sigset_t p;
@@ -128,324 +107,48 @@ static int file_mode(const s3s__run_cfg *cfg, chan *c)
     s3s_worker_opts o;
     worker_opts(cfg, c, &o);
     o.epochs = 1; /* File mode downloads the first epoch's share once */
-    s3s_worker *w = NULL;
-    s3s_errinfo ei = {0};
-    if (s3s_worker_create(&w, &o, &ei) != 0)
-        return s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, ei.msg);
-    size_t prefix = s3s__share_prefix(c->snap);
-    uint8_t *buf = malloc(IOBUF);
-    int rc = buf ? 0 : s3s__cli_fail(CMD, "out of memory");
-    uint64_t files = 0, bytes = 0, skipped = 0;
-    while (rc == 0) {
-        int sig = stop_pending(cfg);
-        if (sig) {
-            fprintf(stderr, "s3shard run: signal %d during the download of channel %s: stopping\n",
-                    sig, c->ch->name);
-            rc = 128 + sig;
-            break;
-        }
-        s3s_item *it = NULL;
-        int e = s3s_worker_next(w, &it);
-        if (e == S3S_EEOF)
-            break;
-        if (e != 0) {
-            rc = s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, s3s_worker_errmsg(w));
-            break;
-        }
-        const s3s_item_info *in = s3s_item_info_get(it);
-        size_t kl = strlen(in->key);
-        char *dst = NULL, tmp[PATH_MAX];
-        s3s__errbuf eb = {{0}};
-        size_t skip = prefix <= kl ? prefix : 0;
-        if (s3s__keypath_join(&dst, c->path, in->key + skip, kl - skip, &eb) != 0) {
-            rc = s3s__cli_fail(CMD, "channel %s: object s3://%s/%s refused: %s", c->ch->name,
-                               in->bucket, in->key, eb.msg);
-            s3s_item_close(it);
-            break;
-        }
-        struct stat st;
-        if (stat(dst, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == in->size) {
-            skipped++;
-            free(dst);
-            s3s_item_close(it);
-            continue;
-        }
-        char *slash = strrchr(dst, '/');
-        *slash = '\0';
-        int mk = mkdirs(dst);
-        *slash = '/';
-        snprintf(tmp, sizeof tmp, "%s.s3shard-tmp.%ld", dst, (long)getpid());
-        int fd = mk == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-        if (fd < 0) {
-            rc = s3s__cli_fail(CMD, "channel %s: %s: %s", c->ch->name, tmp, strerror(errno));
-        } else {
-            s3s_reader *r = s3s_item_reader(it);
-            for (;;) {
-                size_t got = 0;
-                if ((e = s3s_reader_read(r, buf, IOBUF, &got)) != 0) {
-                    rc = s3s__cli_fail(CMD, "channel %s: s3://%s/%s: %s", c->ch->name, in->bucket,
-                                       in->key, s3s_reader_errmsg(r));
-                    break;
-                }
-                if (got == 0)
-                    break;
-                if (write_all(fd, buf, got) != 0) {
-                    rc = s3s__cli_fail(CMD, "%s: %s", tmp, strerror(errno));
-                    break;
-                }
-            }
-            if (close(fd) != 0 && rc == 0)
-                rc = s3s__cli_fail(CMD, "%s: %s", tmp, strerror(errno));
-            if (rc == 0 && rename(tmp, dst) != 0)
-                rc = s3s__cli_fail(CMD, "%s: %s", dst, strerror(errno));
-            if (rc != 0)
-                unlink(tmp);
-            else {
-                files++;
-                bytes += in->size;
-            }
-        }
-        free(dst);
-        s3s_item_close(it);
-    }
-    free(buf);
-    s3s_worker_destroy(w);
-    if (rc == 0)
-        fprintf(stderr,
-                "s3shard run: channel %s (File): %" PRIu64 " files, %" PRIu64
-                " bytes downloaded, %" PRIu64 " already there\n",
-                c->ch->name, files, bytes, skipped);
-    return rc;
+    s3s__file_mode_opts fo = {.wopts = &o, .root = cfg->data_root, .progress = -1};
+    s3s__file_mode_result res = {0};
+    s3s__errbuf eb = {{0}};
+    if (s3s__mode_file_materialize(&fo, &res, &eb) != 0)
+        return s3s__cli_fail(CMD, "channel %s (File): %s", c->ch->name, eb.msg);
+    fprintf(stderr,
+            "s3shard run: channel %s (File): %" PRIu64 " files, %" PRIu64
+            " bytes downloaded, %" PRIu64 " already there\n",
+            c->ch->name, res.files, res.bytes, res.skipped_files);
+    return 0;
 }
 
 /* ---- Pipe ------------------------------------------------------------------------ */
 
-static void fifo_path(const chan *c, const char *root, uint64_t epoch, char *path, size_t n)
-{
-    snprintf(path, n, "%s/%s_%" PRIu64, root, c->ch->name, epoch);
-}
-
-/* fifo_make creates <root>/<channel>_<epoch> (replacing a stale one). */
-static int fifo_make(chan *c, const char *path)
-{
-    unlink(path);
-    if (mkfifo(path, 0600) != 0) {
-        snprintf(c->err, sizeof c->err, "mkfifo %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* fifo_wait_reader opens the FIFO for writing once a reader has it open. */
-static int fifo_wait_reader(chan *c, const char *path)
-{
-    while (!atomic_load(&c->stop)) {
-        int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0)
-            return fd;
-        if (errno != ENXIO && errno != EINTR) {
-            snprintf(c->err, sizeof c->err, "open %s: %s", path, strerror(errno));
-            return -1;
-        }
-        usleep(20000); /* no reader yet */
-    }
-    return -1;
-}
-
-/* pipe_write writes n bytes to the non-blocking FIFO, waking every 100 ms to
- * notice a stop. Returns 0, or -1 (stop, or the reader went away: EPIPE). */
-static int pipe_write(chan *c, int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n > 0) {
-        if (atomic_load(&c->stop))
-            return -1;
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            poll(&pf, 1, 100);
-            continue;
-        }
-        if (w <= 0) {
-            snprintf(c->err, sizeof c->err, "writing the pipe: %s", strerror(errno));
-            return -1;
-        }
-        s += w;
-        n -= (size_t)w;
-        c->offset += c->in_item ? (uint64_t)w : 0;
-        c->bytes += (uint64_t)w;
-    }
-    return 0;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-/* stream_item writes one object, wrapped in RecordIO records when asked
- * (SageMaker's framing: magic, then cflag << 29 | length, the data, padding
- * to 4 bytes; objects past 2^29 - 1 bytes are split: cflag 1 first, 2
- * middle, 3 last). c->offset counts the object's bytes written. */
-static int stream_item(chan *c, int fd, s3s_item *it, uint8_t *buf)
-{
-    const s3s_item_info *in = s3s_item_info_get(it);
-    s3s_reader *r = s3s_item_reader(it);
-    int rio = c->ch->record_io;
-    uint64_t left = in->size - in->offset, rec_left = 0;
-    uint32_t rec_len = 0;
-    int first = 1;
-    c->offset = in->offset;
-    for (;;) {
-        if (rio && rec_left == 0 && (left > 0 || first)) {
-            uint32_t len = left > RECORDIO_MAX ? RECORDIO_MAX : (uint32_t)left;
-            uint32_t cflag = 0;
-            if (in->size > RECORDIO_MAX)
-                cflag = first ? 1u : (left > RECORDIO_MAX ? 2u : 3u);
-            uint8_t h[8];
-            put_le32(h, RECORDIO_MAGIC);
-            put_le32(h + 4, cflag << 29 | len);
-            c->in_item = 0;
-            if (pipe_write(c, fd, h, 8) != 0)
-                return -1;
-            rec_left = len;
-            rec_len = len;
-            first = 0;
-        }
-        if (left == 0)
-            break;
-        size_t want = IOBUF;
-        if (rio && want > rec_left)
-            want = (size_t)rec_left;
-        size_t got = 0;
-        if (s3s_reader_read(r, buf, want, &got) != 0) {
-            snprintf(c->err, sizeof c->err, "s3://%s/%s: %s", in->bucket, in->key,
-                     s3s_reader_errmsg(r));
-            return -1;
-        }
-        if (got == 0)
-            break;
-        c->in_item = 1;
-        if (pipe_write(c, fd, buf, got) != 0)
-            return -1;
-        left -= got;
-        if (rio) {
-            rec_left -= got;
-            if (rec_left == 0) {
-                static const uint8_t zero[4] = {0};
-                uint32_t pad = (4 - rec_len % 4) % 4;
-                c->in_item = 0;
-                if (pad && pipe_write(c, fd, zero, pad) != 0)
-                    return -1;
-            }
-        }
-    }
-    c->in_item = 0;
-    return 0;
-}
-
 typedef struct pipe_arg {
     chan *c;
     const s3s__run_cfg *cfg;
-    uint32_t epochs;
 } pipe_arg;
 
 static void *pipe_main(void *arg)
 {
     pipe_arg *pa = arg;
     chan *c = pa->c;
-    const char *root = pa->cfg->data_root;
-    uint64_t first = pa->cfg->epoch, end = first + pa->epochs;
-    uint8_t *buf = malloc(IOBUF);
-    s3s_item *pending = NULL;
-    char path[PATH_MAX];
-    c->rc = buf ? 0 : S3S_ENOMEM;
-    for (uint64_t e = first; e < end && c->rc == 0 && !atomic_load(&c->stop); e++) {
-        c->epoch = e;
-        c->position = 0;
-        c->offset = 0;
-        fifo_path(c, root, e, path, sizeof path);
-        if (e == first && fifo_make(c, path) != 0) {
-            c->rc = S3S_EIO;
-            break;
-        }
-        int fd = fifo_wait_reader(c, path);
-        if (fd < 0) {
-            c->rc = atomic_load(&c->stop) ? 0 : S3S_EIO;
-            break;
-        }
-        for (;;) {
-            s3s_item *it = pending;
-            pending = NULL;
-            if (it == NULL) {
-                int r = s3s_worker_next(c->pw, &it);
-                if (r == S3S_EEOF)
-                    break;
-                if (r != 0) {
-                    snprintf(c->err, sizeof c->err, "%s", s3s_worker_errmsg(c->pw));
-                    c->rc = r;
-                    break;
-                }
-            }
-            const s3s_item_info *in = s3s_item_info_get(it);
-            if (in->epoch != e) { /* the next epoch's first item */
-                pending = it;
-                break;
-            }
-            c->position = in->position;
-            if (stream_item(c, fd, it, buf) != 0) {
-                if (!atomic_load(&c->stop))
-                    c->rc = S3S_EIO;
-                /* Record exactly how much of the object went into the pipe. */
-                s3s_item_commit(it, c->offset);
-                s3s_item_close(it);
-                break;
-            }
-            c->items_done++;
-            s3s_item_close(it);
-            c->offset = 0;
-            c->position++;
-        }
-        /* The next epoch's FIFO exists before this one ends, so a reader that
-         * sees the end can open it at once. */
-        if (c->rc == 0 && !atomic_load(&c->stop) && e + 1 < end) {
-            char next[PATH_MAX];
-            fifo_path(c, root, e + 1, next, sizeof next);
-            if (fifo_make(c, next) != 0)
-                c->rc = S3S_EIO;
-        }
-        close(fd);
-        unlink(path); /* the reader holds it open; a late opener must not block */
-    }
-    if (pending != NULL)
-        s3s_item_close(pending);
-    free(buf);
+    s3s_worker_opts o;
+    worker_opts(pa->cfg, c, &o);
+    s3s__pipe_mode_opts po = {
+        .wopts = &o, .root = pa->cfg->data_root, .record_io = -1, .gzip = -1, .stop = &c->stop};
+    s3s__errbuf eb = {{0}};
+    c->rc = s3s__mode_pipe_run(&po, &c->res, &eb);
+    if (c->rc != 0)
+        snprintf(c->err, sizeof c->err, "%s", eb.msg);
     free(pa);
     return NULL;
 }
 
 static int pipe_start(const s3s__run_cfg *cfg, chan *c)
 {
-    if (c->ch->gzip)
-        return s3s__cli_fail(
-            CMD, "channel %s: CompressionType Gzip is not supported in Pipe mode yet", c->ch->name);
-    s3s_worker_opts o;
-    worker_opts(cfg, c, &o);
-    uint32_t total = s3s_job_settings_get(cfg->job)->epochs;
-    uint32_t epochs = total > cfg->epoch ? (uint32_t)(total - cfg->epoch) : 1;
-    o.epochs = epochs;
-    s3s_errinfo ei = {0};
-    if (s3s_worker_create(&c->pw, &o, &ei) != 0)
-        return s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, ei.msg);
     pipe_arg *pa = malloc(sizeof(*pa));
     if (pa == NULL)
         return s3s__cli_fail(CMD, "out of memory");
     pa->c = c;
     pa->cfg = cfg;
-    pa->epochs = epochs;
     int e = pthread_create(&c->thread, NULL, pipe_main, pa);
     if (e != 0) {
         free(pa);
@@ -467,11 +170,11 @@ static void write_progress(const s3s__run_cfg *cfg, const chan *c)
         return;
     }
     fprintf(f,
-            "{\"channel\": \"%s\", \"rank\": %u, \"world_size\": %u, \"epoch\": %" PRIu64
-            ", \"position\": %" PRIu64 ", \"offset\": %" PRIu64 ", \"items_done\": %" PRIu64
-            ", \"bytes\": %" PRIu64 "}\n",
-            c->ch->name, cfg->topo.rank, cfg->topo.world_size, c->epoch, c->position, c->offset,
-            c->items_done, c->bytes);
+            "{\"channel\": \"%s\", \"rank\": %u, \"world_size\": %u, \"first_epoch\": %" PRIu64
+            ", \"epochs_done\": %" PRIu64 ", \"items\": %" PRIu64 ", \"bytes\": %" PRIu64
+            ", \"stopped\": %s}\n",
+            c->ch->name, cfg->topo.rank, cfg->topo.world_size, cfg->epoch, c->res.epochs,
+            c->res.items, c->res.bytes, c->rc == S3S_EINTERRUPTED ? "true" : "false");
     int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0)
@@ -492,15 +195,16 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
     for (size_t i = 0; i < rc->n; i++) {
         chan *c = &rc->v[i];
         if (c->started) {
-            atomic_store(&c->stop, 1);
+            c->stop = 1;
             pthread_join(c->thread, NULL);
-            if (c->rc != 0)
+            if (c->rc != 0 && c->rc != S3S_EINTERRUPTED)
                 fprintf(stderr, "s3shard run: channel %s (Pipe): %s\n", c->ch->name, c->err);
             write_progress(&rc->cfg, c);
             fprintf(stderr,
-                    "s3shard run: channel %s (Pipe): stopped at epoch %" PRIu64
-                    ", position %" PRIu64 ", offset %" PRIu64 " (%" PRIu64 " items streamed)\n",
-                    c->ch->name, c->epoch, c->position, c->offset, c->items_done);
+                    "s3shard run: channel %s (Pipe): %" PRIu64 " epochs read to the end, %" PRIu64
+                    " items, %" PRIu64 " bytes streamed%s\n",
+                    c->ch->name, c->res.epochs, c->res.items, c->res.bytes,
+                    c->rc == S3S_EINTERRUPTED ? " (stopped)" : "");
         }
     }
     for (size_t i = 0; i < rc->n; i++) {
@@ -508,7 +212,6 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
 #ifdef S3S_HAVE_FUSE
         s3s__fastfile_unmount(c->ff);
 #endif
-        s3s_worker_destroy(c->pw);
         s3s__share_list_fini(&c->list);
         s3s_snapshot_destroy(c->snap);
         free(c->path);
@@ -593,6 +296,12 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
                                 c->ch->name);
 #endif
             break;
+        }
+        int sig = ret == 0 ? stop_pending(cfg) : 0;
+        if (sig != 0) {
+            fprintf(stderr, "s3shard run: signal %d while laying out the channels: stopping\n",
+                    sig);
+            ret = 128 + sig;
         }
     }
     if (ret != 0) {

@@ -3,6 +3,7 @@
 
 #include "s3shard/error.h"
 #include "worker/keypath.h"
+#include "worker/mode_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,32 +11,7 @@
 
 size_t s3s__share_prefix(const s3s_snapshot *snap)
 {
-    size_t n = s3s_snapshot_count(snap);
-    if (s3s_snapshot_kind_get(snap) == S3S_SNAP_OBJECTS) {
-        const char *src = s3s_snapshot_source(snap);
-        if (strncmp(src, "s3://", 5) != 0)
-            return 0;
-        const char *key = strchr(src + 5, '/');
-        if (key == NULL)
-            return 0;
-        key++;
-        const char *slash = strrchr(key, '/');
-        return slash ? (size_t)(slash - key) + 1 : 0;
-    }
-    s3s_entry first, e;
-    if (n == 0 || s3s_snapshot_entry(snap, 0, &first) != 0)
-        return 0;
-    size_t common = first.key_len;
-    for (size_t i = 1; i < n && common > 0; i++) {
-        s3s_snapshot_entry(snap, i, &e);
-        size_t j = 0;
-        while (j < common && j < e.key_len && e.key[j] == first.key[j])
-            j++;
-        common = j;
-    }
-    while (common > 0 && first.key[common - 1] != '/')
-        common--;
-    return common;
+    return s3s__mode_key_prefix(snap);
 }
 
 void s3s__share_list_fini(s3s__share_list *l)

@@ -123,6 +123,17 @@ static void test_file_round_trip(void **state)
     s3s_snapshot *a = build(keys, sizes, etags, 4, S3S_SNAP_OBJECTS), *b = NULL;
     s3s_errinfo e = {0};
     assert_int_equal(s3s_snapshot_save(a, path, &e), 0);
+    /* the streamed file is byte for byte the serialized image (what goes to S3) */
+    void *img;
+    size_t n;
+    assert_int_equal(s3s__snap_serialize(a, &img, &n, &e), 0);
+    FILE *f = fopen(path, "rb");
+    char *disk = malloc(n + 1);
+    assert_int_equal(fread(disk, 1, n + 1, f), n);
+    fclose(f);
+    assert_memory_equal(disk, img, n);
+    free(disk);
+    free(img);
     assert_int_equal(s3s_snapshot_load(&b, path, &e), 0);
     assert_int_equal(s3s_snapshot_count(b), 4);
     assert_int_equal(s3s_snapshot_kind_get(b), S3S_SNAP_OBJECTS);

@@ -343,6 +343,50 @@ static void test_list_pagination(void **state)
     s3s_s3_destroy(s3);
 }
 
+static int stop_cb(void *ud, const char *key, uint64_t size, const char *etag, int64_t mtime)
+{
+    keylist *l = ud;
+    (void)key;
+    (void)size;
+    (void)etag;
+    (void)mtime;
+    return ++l->n >= 1050 ? 5 : 0;
+}
+
+static void test_list_parallel_mixed(void **state)
+{
+    (void)state;
+    s3s_s3 *s3 = client(0, 0);
+    /* Keys that share no counter: letters, digits, upper case, nested folders. */
+    put_many(s3, "mix/a/x%04u", 700);
+    put_many(s3, "mix/B%03u", 300);
+    put_many(s3, "mix/z-%u", 150);
+    keylist seq = {0}, par = {0}, stop = {0};
+    assert_int_equal(s3s_s3_list(s3, BUCKET, "mix/", NULL, collect_cb, &seq), 0);
+    assert_int_equal(seq.n, 1150);
+    for (unsigned p = 2; p <= 32; p *= 4) {
+        assert_int_equal(s3s_s3_list_parallel(s3, BUCKET, "mix/", p, collect_cb, &par), 0);
+        assert_int_equal(par.n, seq.n);
+        for (size_t i = 0; i < seq.n; i++)
+            assert_string_equal(seq.keys[i], par.keys[i]);
+        keylist_free(&par);
+    }
+    /* The whole bucket (empty prefix) too. */
+    keylist all = {0}, allp = {0};
+    assert_int_equal(s3s_s3_list(s3, BUCKET, NULL, NULL, collect_cb, &all), 0);
+    assert_int_equal(s3s_s3_list_parallel(s3, BUCKET, NULL, 16, collect_cb, &allp), 0);
+    assert_int_equal(all.n, allp.n);
+    for (size_t i = 0; i < all.n; i++)
+        assert_string_equal(all.keys[i], allp.keys[i]);
+    /* A callback that stops: its value comes back, nothing is left running. */
+    assert_int_equal(s3s_s3_list_parallel(s3, BUCKET, NULL, 16, stop_cb, &stop), 5);
+    assert_int_equal(stop.n, 1050);
+    keylist_free(&seq);
+    keylist_free(&all);
+    keylist_free(&allp);
+    s3s_s3_destroy(s3);
+}
+
 static void test_multipart(void **state)
 {
     (void)state;
@@ -442,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_not_found_message),
         cmocka_unit_test(test_weird_keys),
         cmocka_unit_test(test_list_pagination),
+        cmocka_unit_test(test_list_parallel_mixed),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_presign),
         cmocka_unit_test(test_refused_connection_retries),

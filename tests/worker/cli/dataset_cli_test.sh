@@ -79,4 +79,8 @@ if "$S3SHARD" plan --job "$work/job.json" --channel nope --epoch 0 --rank 0 --wo
 grep -q 'no channel "nope"' "$work/err" || fail "$(cat "$work/err")"
 set +e; "$S3SHARD" plan --job "$work/job.json" --channel train --epoch 0 --rank 4 --world-size 4 2>/dev/null; rc=$?; set -e
 [ $rc -eq 2 ] || fail "rank >= world size should be a usage error"
+# a cached snapshot of another source is refused, not used
+sed "s#$work/data\"#$work/data/a\"#" "$work/job.json" >"$work/job2.json"
+if "$S3SHARD" plan --job "$work/job2.json" --channel train --epoch 0 --rank 0 --world-size 1 2>"$work/err"; then fail "stale cache used"; fi
+grep -q 'was made from' "$work/err" || fail "$(cat "$work/err")"
 echo "dataset CLI: ok"

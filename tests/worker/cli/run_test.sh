@@ -132,6 +132,7 @@ PY
 if touch "$ROOT/train/new" 2>/dev/null; then die "a write to the mount succeeded"; fi
 # Pipe: both epochs, each read once, in the share's order.
 cat "$ROOT/stream_0" >"$T/got0"
+for _ in $(seq 100); do [ -p "$ROOT/stream_1" ] && break; sleep 0.05; done
 cat "$ROOT/stream_1" >"$T/got1"
 exit 7
 SH
@@ -146,8 +147,8 @@ set -e
 cmp -s "$tmp/got0" "$tmp/expect0" || fail "pipe epoch 0 bytes differ"
 cmp -s "$tmp/got1" "$tmp/expect1" || fail "pipe epoch 1 bytes differ"
 mounted "$root/train" && fail "FastFile mount left after exit"
-grep -q '"epoch": 1' "$tmp/state/progress/stream.rank1.json" || fail "progress: $(cat "$tmp/state/progress/stream.rank1.json")"
-ls "$root" | grep -q '^stream_' && fail "FIFOs left: $(ls "$root")"
+grep -q '"epochs_done": 2' "$tmp/state/progress/stream.rank1.json" || fail "progress: $(cat "$tmp/state/progress/stream.rank1.json")"
+[ -e "$root/stream_0" ] && fail "epoch 0's FIFO left: $(ls "$root")"
 
 # A second run skips the complete File-mode files.
 s3 run --job "$tmp/job.json" --static --data-root "$root" --rank 0 --world-size 1 \

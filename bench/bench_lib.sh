@@ -1,0 +1,62 @@
+# bench/bench_lib.sh: shared by bench/*.sh (sourced). Timing, medians, the
+# rclone remote for the local s3rver, and data generation with parallel uploads.
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/lib/env.sh"
+
+S3SHARD_BIN=${S3SHARD_BIN:-$S3SHARD_BUILD_DIR/s3shard}
+
+# bench_time CMD...: run CMD (stdout discarded) and print the wall seconds; fails if CMD fails.
+bench_time() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null || return 1
+  t1=$(date +%s%N)
+  echo "$(((t1 - t0) / 1000000))" | awk '{printf "%.3f\n", $1 / 1000}'
+}
+
+# bench_median V...: the median of the numbers given.
+bench_median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+# bench_rclone ENDPOINT ARGS...: rclone against ENDPOINT as remote "b:" (config from
+# TESTENV.md; AWS_CA_BUNDLE unset or rclone fails to start).
+bench_rclone() {
+  local ep=$1; shift
+  env -u AWS_CA_BUNDLE RCLONE_CONFIG=/dev/null RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other \
+    RCLONE_CONFIG_B_ENDPOINT="$ep" RCLONE_CONFIG_B_FORCE_PATH_STYLE=true \
+    RCLONE_CONFIG_B_ACCESS_KEY_ID=S3RVER RCLONE_CONFIG_B_SECRET_ACCESS_KEY=S3RVER \
+    RCLONE_CONFIG_B_REGION=us-east-1 rclone "$@"
+}
+
+# bench_have_s3shard SUBCOMMAND: is the CLI built with this subcommand?
+bench_have_s3shard() {
+  [ -x "$S3SHARD_BIN" ] && "$S3SHARD_BIN" "$1" --help >/dev/null 2>&1
+}
+
+# bench_auth_headers: curl arguments s3rver accepts for a PUT (it checks only the key id).
+bench_auth_headers() {
+  local d; d=$(date -u +%Y%m%dT%H%M%SZ)
+  printf '%s\n' -H "x-amz-date: $d" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=S3RVER/${d:0:8}/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+}
+
+# bench_put_many URL_PREFIX N: N small objects (URL_PREFIX00000 ...) in one curl
+# process with 32 parallel uploads.
+bench_put_many() {
+  local prefix=$1 n=$2 cfg=$S3S_TMP/put-many.cfg d i
+  d=$(date -u +%Y%m%dT%H%M%SZ)
+  echo "small object body" >"$S3S_TMP/small"
+  {
+    echo "header = \"x-amz-date: $d\""
+    echo 'header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"'
+    echo "header = \"Authorization: AWS4-HMAC-SHA256 Credential=S3RVER/${d:0:8}/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\""
+    for ((i = 0; i < n; i++)); do
+      printf 'upload-file = "%s"\nurl = "%s%05d"\noutput = "/dev/null"\n' "$S3S_TMP/small" "$prefix" "$i"
+    done
+  } >"$cfg"
+  curl -sS --no-progress-meter --fail -Z --parallel-max 32 -K "$cfg"
+}
+
+
+# calc EXPR: floating-point arithmetic (awk; bc may be absent).
+calc() { awk "BEGIN { print $* }"; }
