@@ -36,7 +36,8 @@ typedef struct s3s__share_list {
 
 /* s3s__share_prefix returns how many leading bytes of every key of snap to
  * drop to get its path under the channel folder, the same rule as File mode
- * (s3s__mode_key_prefix in worker/mode_file.h): for a prefix listing, the source's key up to its last
+ * (s3s__mode_key_prefix in worker/mode_file.h): for a prefix listing, the source's key up to its
+ * last
  * '/' (S3Uri s3://b/data/train/ lays data/train/x/1.jpg out as x/1.jpg, and
  * s3://b/data/train as train/x/1.jpg); for manifests, the folder common to
  * every key. */
