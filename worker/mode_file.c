@@ -355,7 +355,7 @@ int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname, s3s__
             }
             v = nv;
         }
-        rc = src->next(src, &v[n], eb);
+        rc = src->next(src, &v[n], 1, eb);
         if (rc != 0)
             break;
         n++;

@@ -94,9 +94,10 @@ typedef struct static_src {
     uint64_t emitted; /* items of this epoch so far */
 } static_src;
 
-static int static_next(s3s__source *base, s3s__item_desc *out, s3s__errbuf *eb)
+static int static_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbuf *eb)
 {
     static_src *s = (static_src *)base;
+    (void)wait; /* never blocks */
     for (;;) {
         if (s->plan == NULL) {
             if (s->epoch >= s->epoch_end)
@@ -208,10 +209,10 @@ typedef struct list_src {
     size_t n, next;
 } list_src;
 
-static int list_next(s3s__source *base, s3s__item_desc *out, s3s__errbuf *eb)
+static int list_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbuf *eb)
 {
     list_src *s = (list_src *)base;
-    (void)eb;
+    (void)eb, (void)wait;
     if (s->next >= s->n)
         return S3S_EEOF;
     *out = s->items[s->next];

@@ -36,8 +36,11 @@ void s3s__item_desc_fini(s3s__item_desc *d);
 
 typedef struct s3s__source s3s__source;
 struct s3s__source {
-    /* next fills *out: 0, S3S_EEOF when nothing is left, or an error (eb). */
-    int (*next)(s3s__source *s, s3s__item_desc *out, s3s__errbuf *eb);
+    /* next fills *out: 0, S3S_EEOF when nothing is left, or an error (eb).
+     * wait 0 (prefetch lookahead): return S3S_EBUSY rather than block when
+     * no item is available right now (a coordinator with no lease to grant
+     * yet); wait 1 (a caller needs an item): may block until one comes. */
+    int (*next)(s3s__source *s, s3s__item_desc *out, int wait, s3s__errbuf *eb);
     /* commit records progress: bytes [0, offset) consumed; done = 1 when the
      * item is finished. */
     int (*commit)(s3s__source *s, const s3s__item_desc *d, uint64_t offset, int done,

@@ -227,14 +227,17 @@ static int queue_first_locked(s3s_worker *w, s3s__ahead *a)
 }
 
 /* pull_one appends the source's next item to the ring (src_mu held).
- * Returns 0, S3S_EEOF or an error (kept in w->src_err). */
-static int pull_one(s3s_worker *w)
+ * Returns 0, S3S_EEOF, S3S_EBUSY (wait 0 and nothing available now), or an
+ * error (kept in w->src_err: later calls return it). */
+static int pull_one(s3s_worker *w, int wait)
 {
     if (w->src_eof)
         return w->src_err ? w->src_err : S3S_EEOF;
     s3s__item_desc d = {0};
     s3s__errbuf eb = {{0}};
-    int rc = w->src->next(w->src, &d, &eb);
+    int rc = w->src->next(w->src, &d, wait, &eb);
+    if (rc == S3S_EBUSY && !wait)
+        return rc; /* nothing right now: the lookahead stops here */
     if (rc == 0) {
         s3s__obj *o = NULL;
         rc = s3s__obj_create(w, d.bucket, d.key, d.etag, d.size, &o);
@@ -270,7 +273,7 @@ static void refill(s3s_worker *w)
         room = queue_first_locked(w, &w->ahead[(w->ahead_head + i) % w->ahead_cap]);
     pthread_mutex_unlock(&w->mu);
     while (room && w->ahead_n < w->o.prefetch_items) {
-        if (pull_one(w) != 0)
+        if (pull_one(w, 0) != 0)
             break;
         pthread_mutex_lock(&w->mu);
         room = queue_first_locked(w, &w->ahead[(w->ahead_head + w->ahead_n - 1) % w->ahead_cap]);
@@ -288,7 +291,7 @@ int s3s_worker_next(s3s_worker *w, s3s_item **out)
     pthread_mutex_lock(&w->src_mu);
     int rc = 0;
     if (w->ahead_n == 0)
-        rc = pull_one(w);
+        rc = pull_one(w, 1);
     if (rc != 0) {
         pthread_mutex_unlock(&w->src_mu);
         free(item);

@@ -83,8 +83,10 @@ typedef struct s3s_worker_opts {
 /* s3s_worker_opts_init fills opts with the defaults above. */
 S3S_API void s3s_worker_opts_init(s3s_worker_opts *opts);
 
-/* s3s_worker_create checks the options, opens the cache, computes the plan
- * and starts the fetch threads; prefetching begins at once. NULL opts means
+/* s3s_worker_create checks the options, opens the cache, sets up the plan
+ * and starts the fetch threads. Prefetching starts with the first
+ * s3s_worker_next (a worker used only through s3s_reader_open, as FastFile
+ * mode does, fetches nothing ahead). NULL opts means
  * defaults (which have nothing to read: S3S_EINVAL). Fails with S3S_EINVAL or
  * S3S_ECONFIG (bad options, detail in err), S3S_ECREDS, the listing's error,
  * S3S_EIO (cache folder), S3S_ENOMEM. *out is untouched on failure. err may be
