@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config gcc clang libclang-rt-14-dev clang-format
       libnng-dev libmsgpack-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
-      libexpat1-dev libjansson-dev libfuse3-dev fuse3
+      libexpat1-dev libjansson-dev zlib1g-dev libfuse3-dev fuse3
       curl python3 python3-botocore python3-boto3 iproute2
       libopenmpi-dev openmpi-bin nodejs npm s3fs rclone)
 

@@ -38,6 +38,8 @@ int s3s__cmd_cat(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cp(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_status(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_consume(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_run(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv);
 
 /* s3s__cli_usage_error prints "s3shard NAME: message" and the usage, returns 2. */
 int s3s__cli_usage_error(const char *name, const char *fmt, ...)

@@ -73,6 +73,31 @@ static const s3s__cli_cmd commands[] = {
      "              [--tls-ca F]\n"
      "prints epoch<TAB>key<TAB>start<TAB>end<TAB>sha256 per piece read; summary on stderr.\n"
      "SIGTERM drains: exact positions committed, leases released, exit 0.\n"},
+    {"run", s3s__cmd_run, "materialise a job's channels and run a command (SageMaker layout)",
+     "usage: s3shard run --job JOB.json (--static | --coordinator URL) [options] -- COMMAND "
+     "ARGS...\n"
+     "\n"
+     "Lays every channel out in its InputMode under the data root (File: downloaded to\n"
+     "ROOT/CHANNEL/; FastFile: a read-only FUSE mount at ROOT/CHANNEL/; Pipe: FIFOs\n"
+     "ROOT/CHANNEL_EPOCH), exports SM_CHANNEL_<NAME>, SM_CHANNELS, SM_HOSTS, SM_CURRENT_HOST,\n"
+     "SM_INPUT_DATA_DIR and S3SHARD_* (RANK, WORLD_SIZE, LOCAL_RANK, EPOCH, EPOCHS, DATA_ROOT,\n"
+     "TOPOLOGY, JOB), runs COMMAND, forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT and exits with its\n"
+     "code (128+N when it died of signal N). See docs/run.md.\n"
+     "  --data-root DIR        default: the job's DataRoot (/opt/ml/input/data)\n"
+     "  --rank R --world-size N [--local-rank L]\n"
+     "                         else from torch, Open MPI, PMI, Slurm, resourceconfig.json\n"
+     "  --resource-config PATH SageMaker's resourceconfig.json (topology, SM_HOSTS)\n"
+     "  --hosts a,b --current-host a   SM_HOSTS / SM_CURRENT_HOST (default: resourceconfig,\n"
+     "                         else this host)\n"
+     "  --epoch E              first epoch (default 0)\n"
+     "  --cache-dir DIR | --no-cache   block cache (default StateDir/cache)\n"
+     "  --connections N        S3 connections per worker (default 16)\n"
+     "  --drain-timeout S      on SIGTERM or a Spot notice, seconds the command gets to\n"
+     "                         exit before SIGKILL (default 30)\n"
+     "  --spot                 poll the EC2 Spot notice (IMDSv2); a notice drains like SIGTERM\n"
+     "  --imds-endpoint URL    metadata endpoint (implies --spot; default\n"
+     "                         $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254)\n"
+     "  --spot-interval S      seconds between polls (default 5)\n"},
     {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
      "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
      "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"
@@ -87,6 +112,18 @@ static const s3s__cli_cmd commands[] = {
      "else UNSIGNED-PAYLOAD with --unsigned-payload or --presign, else SHA-256 of the body.\n"
      "stdout: 'canonical request:', 'string to sign:', then 'authorization: ...'\n"
      "or, with --presign, 'url: https://HOST/PATH?...&X-Amz-Signature=...'.\n"},
+    {"fetch", s3s__cmd_fetch, "materialise one channel in File or Pipe mode (static plan)",
+     "usage: s3shard fetch --job JOB.json --channel NAME [--mode file|pipe] [--data-root DIR]\n"
+     "              [--rank R --world-size N] [--epoch E] [--epochs K] [--snapshot FILE|s3://]\n"
+     "              [--cache-dir DIR] [--jobs N] [--connections N] [--progress bar|log|none]\n"
+     "\n"
+     "File: the rank's share of epoch E downloaded into DIR/NAME/ (key paths kept, relative\n"
+     "to the channel prefix), in parallel, crash-safe; a rerun skips complete files (size and\n"
+     "ETag). Pipe: FIFOs DIR/NAME_E, DIR/NAME_E+1, ... streaming the share of each epoch in\n"
+     "order (RecordWrapperType RecordIO and CompressionType Gzip from the job). The mode\n"
+     "defaults to the channel's InputMode, DIR to the job's DataRoot (/opt/ml/input/data).\n"
+     "Topology: --rank/--world-size, else the environment (torch, Open MPI, PMI, Slurm,\n"
+     "SageMaker resourceconfig.json), else rank 0 of 1. --epochs: default the job's Epochs.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

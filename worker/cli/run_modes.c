@@ -1,0 +1,313 @@
+/* run_modes.c: `s3shard run`'s channels in their input modes (see run.h):
+ * File through worker/mode_file.h, Pipe through worker/mode_pipe.h (in a
+ * thread per channel, stopped through its stop flag), FastFile through the
+ * FUSE mount (worker/modes/fastfile.h) over the worker's readers. */
+#include "worker/cli/run.h"
+
+#include "common/util/log.h"
+#include "s3shard/error.h"
+#include "worker/cli/cli_s3.h"
+#include "worker/cli/dataset_cli.h"
+#include "worker/mode_file.h"
+#include "worker/mode_pipe.h"
+#include "worker/modes/objio.h"
+#include "worker/modes/share.h"
+#ifdef S3S_HAVE_FUSE
+#include "worker/modes/fastfile.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CMD "run"
+
+typedef struct chan {
+    const s3s_channel *ch;
+    char *path; /* what SM_CHANNEL_<NAME> points at */
+    s3s_snapshot *snap;
+    s3s__share_list list;
+#ifdef S3S_HAVE_FUSE
+    s3s__fastfile *ff;
+#endif
+    /* Pipe */
+    pthread_t thread;
+    int started;
+    volatile sig_atomic_t stop;
+    int rc;
+    char err[1200];
+    s3s__pipe_mode_result res;
+} chan;
+
+struct s3s__run_channels {
+    s3s__run_cfg cfg;
+    chan *v;
+    size_t n;
+    s3s_worker *ffw; /* the readers behind every FastFile mount */
+    s3s__objio io;
+};
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void worker_opts(const s3s__run_cfg *cfg, const chan *c, s3s_worker_opts *o)
+{
+    s3s_worker_opts_init(o);
+    s3s__cli_s3_opts(cfg->g, &o->s3, 0);
+    o->job = cfg->job;
+    o->channel = c ? c->ch->name : NULL;
+    o->snapshot = c ? c->snap : NULL;
+    o->rank = cfg->topo.rank;
+    o->world_size = cfg->topo.world_size;
+    o->first_epoch = cfg->epoch;
+    o->cache_dir = cfg->cache_dir;
+    if (cfg->connections)
+        o->connections = cfg->connections;
+}
+
+static int stop_pending(const s3s__run_cfg *cfg)
+{
+    sigset_t p;
+    if (cfg->stop_signals == NULL || sigpending(&p) != 0)
+        return 0;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(cfg->stop_signals, s) == 1 && sigismember(&p, s) == 1)
+            return s;
+    return 0;
+}
+
+/* ---- File ------------------------------------------------------------------------ */
+
+static int file_mode(const s3s__run_cfg *cfg, chan *c)
+{
+    s3s_worker_opts o;
+    worker_opts(cfg, c, &o);
+    o.epochs = 1; /* File mode downloads the first epoch's share once */
+    s3s__file_mode_opts fo = {.wopts = &o, .root = cfg->data_root, .progress = -1};
+    s3s__file_mode_result res = {0};
+    s3s__errbuf eb = {{0}};
+    if (s3s__mode_file_materialize(&fo, &res, &eb) != 0)
+        return s3s__cli_fail(CMD, "channel %s (File): %s", c->ch->name, eb.msg);
+    fprintf(stderr,
+            "s3shard run: channel %s (File): %" PRIu64 " files, %" PRIu64
+            " bytes downloaded, %" PRIu64 " already there\n",
+            c->ch->name, res.files, res.bytes, res.skipped_files);
+    return 0;
+}
+
+/* ---- Pipe ------------------------------------------------------------------------ */
+
+typedef struct pipe_arg {
+    chan *c;
+    const s3s__run_cfg *cfg;
+} pipe_arg;
+
+static void *pipe_main(void *arg)
+{
+    pipe_arg *pa = arg;
+    chan *c = pa->c;
+    s3s_worker_opts o;
+    worker_opts(pa->cfg, c, &o);
+    s3s__pipe_mode_opts po = {
+        .wopts = &o, .root = pa->cfg->data_root, .record_io = -1, .gzip = -1, .stop = &c->stop};
+    s3s__errbuf eb = {{0}};
+    c->rc = s3s__mode_pipe_run(&po, &c->res, &eb);
+    if (c->rc != 0)
+        snprintf(c->err, sizeof c->err, "%s", eb.msg);
+    free(pa);
+    return NULL;
+}
+
+static int pipe_start(const s3s__run_cfg *cfg, chan *c)
+{
+    pipe_arg *pa = malloc(sizeof(*pa));
+    if (pa == NULL)
+        return s3s__cli_fail(CMD, "out of memory");
+    pa->c = c;
+    pa->cfg = cfg;
+    int e = pthread_create(&c->thread, NULL, pipe_main, pa);
+    if (e != 0) {
+        free(pa);
+        return s3s__cli_fail(CMD, "channel %s: thread: %s", c->ch->name, strerror(e));
+    }
+    c->started = 1;
+    return 0;
+}
+
+static void write_progress(const s3s__run_cfg *cfg, const chan *c)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 64], tmp[PATH_MAX + 80];
+    snprintf(dir, sizeof dir, "%s/progress", cfg->state_dir);
+    snprintf(path, sizeof path, "%s/%s.rank%u.json", dir, c->ch->name, cfg->topo.rank);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = NULL;
+    if (mkdirs(dir) != 0 || (f = fopen(tmp, "we")) == NULL) {
+        fprintf(stderr, "s3shard run: cannot record progress in %s: %s\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f,
+            "{\"channel\": \"%s\", \"rank\": %u, \"world_size\": %u, \"first_epoch\": %" PRIu64
+            ", \"epochs_done\": %" PRIu64 ", \"items\": %" PRIu64 ", \"bytes\": %" PRIu64
+            ", \"stopped\": %s}\n",
+            c->ch->name, cfg->topo.rank, cfg->topo.world_size, cfg->epoch, c->res.epochs,
+            c->res.items, c->res.bytes, c->rc == S3S_EINTERRUPTED ? "true" : "false");
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0)
+        fprintf(stderr, "s3shard run: cannot record progress in %s: %s\n", path, strerror(errno));
+}
+
+/* ---- the set ---------------------------------------------------------------------- */
+
+const char *s3s__run_channels_path(const s3s__run_channels *rc, size_t i)
+{
+    return rc->v[i].path;
+}
+
+void s3s__run_channels_stop(s3s__run_channels *rc)
+{
+    if (rc == NULL)
+        return;
+    for (size_t i = 0; i < rc->n; i++) {
+        chan *c = &rc->v[i];
+        if (c->started) {
+            c->stop = 1;
+            pthread_join(c->thread, NULL);
+            if (c->rc != 0 && c->rc != S3S_EINTERRUPTED)
+                fprintf(stderr, "s3shard run: channel %s (Pipe): %s\n", c->ch->name, c->err);
+            write_progress(&rc->cfg, c);
+            fprintf(stderr,
+                    "s3shard run: channel %s (Pipe): %" PRIu64 " epochs read to the end, %" PRIu64
+                    " items, %" PRIu64 " bytes streamed%s\n",
+                    c->ch->name, c->res.epochs, c->res.items, c->res.bytes,
+                    c->rc == S3S_EINTERRUPTED ? " (stopped)" : "");
+        }
+    }
+    for (size_t i = 0; i < rc->n; i++) {
+        chan *c = &rc->v[i];
+#ifdef S3S_HAVE_FUSE
+        s3s__fastfile_unmount(c->ff);
+#endif
+        s3s__share_list_fini(&c->list);
+        s3s_snapshot_destroy(c->snap);
+        free(c->path);
+    }
+    s3s_worker_destroy(rc->ffw);
+    free(rc->v);
+    free(rc);
+}
+
+static const char *const mode_names[] = {"File", "FastFile", "Pipe"};
+
+int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
+{
+    size_t n = s3s_job_channel_count(cfg->job);
+    s3s__run_channels *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL || (rc->v = calloc(n, sizeof(*rc->v))) == NULL) {
+        free(rc);
+        return s3s__cli_fail(CMD, "out of memory");
+    }
+    rc->cfg = *cfg;
+    rc->n = n;
+    int ret = 0;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        chan *c = &rc->v[i];
+        c->ch = s3s_job_channel(cfg->job, i);
+        if (c->ch->data_type == S3S_DATA_FILESYSTEM) {
+            /* EFS / FSx: already a file system; SageMaker mounts it, we point at it. */
+            if ((c->path = strdup(c->ch->local_path)) == NULL)
+                ret = s3s__cli_fail(CMD, "out of memory");
+            continue;
+        }
+        if (asprintf(&c->path, "%s/%s", cfg->data_root, c->ch->name) < 0) {
+            c->path = NULL;
+            ret = s3s__cli_fail(CMD, "out of memory");
+            break;
+        }
+        if (s3s__cli_channel_snapshot(cfg->g, CMD, cfg->job, c->ch, NULL, &c->snap) != 0) {
+            ret = 1;
+            break;
+        }
+        /* The share's keys are checked before anything is written or mounted. */
+        s3s__errbuf eb = {{0}};
+        if (s3s__share_list_build(&c->list, c->ch, c->snap, cfg->epoch, cfg->topo.rank,
+                                  cfg->topo.world_size, &eb) != 0) {
+            ret = s3s__cli_fail(CMD, "%s", eb.msg);
+            break;
+        }
+        fprintf(stderr,
+                "s3shard run: channel %s (%s): %zu objects, %" PRIu64 " bytes for rank %u of %u\n",
+                c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
+                cfg->topo.rank, cfg->topo.world_size);
+        switch (c->ch->input_mode) {
+        case S3S_MODE_FILE:
+            if (mkdirs(c->path) != 0)
+                ret = s3s__cli_fail(CMD, "%s: %s", c->path, strerror(errno));
+            else
+                ret = file_mode(cfg, c);
+            break;
+        case S3S_MODE_PIPE:
+            if (mkdirs(cfg->data_root) != 0)
+                ret = s3s__cli_fail(CMD, "%s: %s", cfg->data_root, strerror(errno));
+            else
+                ret = pipe_start(&rc->cfg, c);
+            break;
+        case S3S_MODE_FASTFILE:
+#ifdef S3S_HAVE_FUSE
+            if (rc->ffw == NULL) {
+                s3s_worker_opts o;
+                worker_opts(cfg, NULL, &o);
+                if (s3s__objio_worker_create(&rc->ffw, &o, &eb) != 0) {
+                    ret = s3s__cli_fail(CMD, "FastFile reader: %s", eb.msg);
+                    break;
+                }
+                s3s__objio_worker_io(rc->ffw, &rc->io);
+            }
+            if (s3s__fastfile_mount(&c->ff, c->path, &c->list, &rc->io, &eb) != 0)
+                ret = s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, eb.msg);
+#else
+            ret = s3s__cli_fail(CMD,
+                                "channel %s: FastFile mode needs libfuse3, which this build "
+                                "lacks (use File or Pipe)",
+                                c->ch->name);
+#endif
+            break;
+        }
+        int sig = ret == 0 ? stop_pending(cfg) : 0;
+        if (sig != 0) {
+            fprintf(stderr, "s3shard run: signal %d while laying out the channels: stopping\n",
+                    sig);
+            ret = 128 + sig;
+        }
+    }
+    if (ret != 0) {
+        s3s__run_channels_stop(rc);
+        return ret;
+    }
+    *out = rc;
+    return 0;
+}

@@ -1,0 +1,635 @@
+/* fastfile_fuse.c: FastFile mode over libfuse3's high-level API (see
+ * fastfile.h). */
+#include "worker/modes/fastfile.h"
+
+#include "common/util/log.h"
+#include "s3shard/error.h"
+
+#include <fuse.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A node of the tree: a folder (kids sorted by name) or a file. Node 0 is the
+ * root. Invariant: names within one folder are unique. */
+typedef struct node {
+    char *name;
+    int dir;
+    uint32_t *kids, nkids, capkids;
+    uint64_t size; /* file */
+    char *key; /* file: the object key */
+    char etag[72]; /* file */
+} node;
+
+struct s3s__fastfile {
+    char *mountpoint;
+    char *bucket;
+    node *nodes;
+    uint32_t nnodes, capnodes;
+    uint64_t bytes, files;
+    const s3s__objio *io;
+    uid_t uid;
+    gid_t gid;
+    time_t mtime;
+    struct fuse *fuse;
+    pthread_t loop;
+    int loop_started, mounted;
+};
+
+/* ---- the tree ------------------------------------------------------------------- */
+
+static int node_new(s3s__fastfile *ff, const char *name, size_t len, int dir, uint32_t *out)
+{
+    if (ff->nnodes == UINT32_MAX - 1)
+        return S3S_ETOOBIG;
+    if (ff->nnodes == ff->capnodes) {
+        uint32_t nc = ff->capnodes ? ff->capnodes * 2 : 64;
+        node *nv = realloc(ff->nodes, (size_t)nc * sizeof(*nv));
+        if (nv == NULL)
+            return S3S_ENOMEM;
+        ff->nodes = nv;
+        ff->capnodes = nc;
+    }
+    node *n = &ff->nodes[ff->nnodes];
+    memset(n, 0, sizeof(*n));
+    if ((n->name = strndup(name, len)) == NULL)
+        return S3S_ENOMEM;
+    n->dir = dir;
+    *out = ff->nnodes++;
+    return 0;
+}
+
+static int kid_add(s3s__fastfile *ff, uint32_t parent, uint32_t kid)
+{
+    node *p = &ff->nodes[parent];
+    if (p->nkids == p->capkids) {
+        uint32_t nc = p->capkids ? p->capkids * 2 : 4;
+        uint32_t *nv = realloc(p->kids, (size_t)nc * sizeof(*nv));
+        if (nv == NULL)
+            return S3S_ENOMEM;
+        p->kids = nv;
+        p->capkids = nc;
+    }
+    p->kids[p->nkids++] = kid;
+    return 0;
+}
+
+static const s3s__share_list *sort_list;
+static int by_rel(const void *a, const void *b)
+{
+    return strcmp(sort_list->v[*(const size_t *)a].rel, sort_list->v[*(const size_t *)b].rel);
+}
+
+static s3s__fastfile *sort_ff;
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(sort_ff->nodes[*(const uint32_t *)a].name,
+                  sort_ff->nodes[*(const uint32_t *)b].name);
+}
+
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* build_tree: paths sorted by bytes put every path below a folder in one run,
+ * so a folder is always its parent's most recent kid while its run lasts. */
+static int build_tree(s3s__fastfile *ff, const s3s__share_list *l)
+{
+    uint32_t root;
+    int rc = node_new(ff, "", 0, 1, &root);
+    if (rc != 0)
+        return rc;
+    size_t *idx = malloc((l->n ? l->n : 1) * sizeof(*idx));
+    if (idx == NULL)
+        return S3S_ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        idx[i] = i;
+    pthread_mutex_lock(&sort_mu);
+    sort_list = l;
+    qsort(idx, l->n, sizeof(*idx), by_rel);
+    pthread_mutex_unlock(&sort_mu);
+    for (size_t k = 0; k < l->n && rc == 0; k++) {
+        const s3s__share_ent *e = &l->v[idx[k]];
+        const char *p = e->rel;
+        uint32_t cur = root;
+        for (;;) {
+            const char *slash = strchr(p, '/');
+            size_t len = slash ? (size_t)(slash - p) : strlen(p);
+            node *c = &ff->nodes[cur];
+            uint32_t last = c->nkids ? c->kids[c->nkids - 1] : 0;
+            int same = c->nkids && strlen(ff->nodes[last].name) == len &&
+                memcmp(ff->nodes[last].name, p, len) == 0;
+            if (slash == NULL) {
+                if (same) /* a key listed twice (manifests allow it): one file */
+                    break;
+                uint32_t f;
+                if ((rc = node_new(ff, p, len, 0, &f)) != 0 || (rc = kid_add(ff, cur, f)) != 0)
+                    break;
+                node *fn = &ff->nodes[f];
+                fn->size = e->size;
+                memcpy(fn->etag, e->etag, sizeof fn->etag);
+                if ((fn->key = strdup(e->key)) == NULL) {
+                    rc = S3S_ENOMEM;
+                    break;
+                }
+                ff->files++;
+                ff->bytes += e->size;
+                break;
+            }
+            if (same && ff->nodes[last].dir) {
+                cur = last;
+            } else {
+                uint32_t d;
+                if ((rc = node_new(ff, p, len, 1, &d)) != 0 || (rc = kid_add(ff, cur, d)) != 0)
+                    break;
+                cur = d;
+            }
+            p = slash + 1;
+        }
+    }
+    free(idx);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&sort_mu);
+    sort_ff = ff;
+    for (uint32_t i = 0; i < ff->nnodes; i++)
+        if (ff->nodes[i].dir && ff->nodes[i].nkids > 1)
+            qsort(ff->nodes[i].kids, ff->nodes[i].nkids, sizeof(uint32_t), by_name);
+    pthread_mutex_unlock(&sort_mu);
+    return 0;
+}
+
+/* lookup returns the node of an absolute path, or -1. */
+static int64_t lookup(const s3s__fastfile *ff, const char *path)
+{
+    uint32_t cur = 0;
+    const char *p = path;
+    while (*p == '/')
+        p++;
+    while (*p != '\0') {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        const node *c = &ff->nodes[cur];
+        if (!c->dir)
+            return -1;
+        size_t lo = 0, hi = c->nkids;
+        int64_t found = -1;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            const char *nm = ff->nodes[c->kids[mid]].name;
+            int cmp = strncmp(nm, p, len);
+            if (cmp == 0 && nm[len] != '\0')
+                cmp = 1;
+            if (cmp == 0) {
+                found = c->kids[mid];
+                break;
+            }
+            if (cmp < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (found < 0)
+            return -1;
+        cur = (uint32_t)found;
+        if (slash == NULL)
+            break;
+        p = slash + 1;
+        while (*p == '/')
+            p++;
+    }
+    return cur;
+}
+
+static void free_tree(s3s__fastfile *ff)
+{
+    for (uint32_t i = 0; i < ff->nnodes; i++) {
+        free(ff->nodes[i].name);
+        free(ff->nodes[i].kids);
+        free(ff->nodes[i].key);
+    }
+    free(ff->nodes);
+    ff->nodes = NULL;
+    ff->nnodes = 0;
+}
+
+/* ---- FUSE operations ------------------------------------------------------------- */
+
+static s3s__fastfile *self(void)
+{
+    return fuse_get_context()->private_data;
+}
+
+static void fill_stat(const s3s__fastfile *ff, uint32_t id, struct stat *st)
+{
+    const node *n = &ff->nodes[id];
+    memset(st, 0, sizeof(*st));
+    st->st_ino = (ino_t)id + 1;
+    st->st_uid = ff->uid;
+    st->st_gid = ff->gid;
+    st->st_atime = st->st_mtime = st->st_ctime = ff->mtime;
+    if (n->dir) {
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        st->st_size = 4096;
+    } else {
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)n->size;
+        st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
+    }
+    st->st_blksize = 1 << 20;
+}
+
+static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    (void)conn;
+    /* The tree and the bytes are immutable while mounted. */
+    cfg->kernel_cache = 1;
+    cfg->entry_timeout = 3600;
+    cfg->attr_timeout = 3600;
+    cfg->negative_timeout = 3600;
+    cfg->use_ino = 1;
+    return fuse_get_context()->private_data;
+}
+
+static int ff_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    (void)fi;
+    s3s__fastfile *ff = self();
+    int64_t id = lookup(ff, path);
+    if (id < 0)
+        return -ENOENT;
+    fill_stat(ff, (uint32_t)id, st);
+    return 0;
+}
+
+static int ff_opendir(const char *path, struct fuse_file_info *fi)
+{
+    s3s__fastfile *ff = self();
+    int64_t id = lookup(ff, path);
+    if (id < 0)
+        return -ENOENT;
+    if (!ff->nodes[id].dir)
+        return -ENOTDIR;
+    fi->fh = (uint64_t)id;
+    return 0;
+}
+
+static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)path;
+    (void)off;
+    (void)flags;
+    s3s__fastfile *ff = self();
+    const node *d = &ff->nodes[fi->fh];
+    struct stat st;
+    fill_stat(ff, (uint32_t)fi->fh, &st);
+    filler(buf, ".", &st, 0, 0);
+    filler(buf, "..", NULL, 0, 0);
+    for (uint32_t i = 0; i < d->nkids; i++) {
+        fill_stat(ff, d->kids[i], &st);
+        if (filler(buf, ff->nodes[d->kids[i]].name, &st, 0, 0) != 0)
+            break;
+    }
+    return 0;
+}
+
+static int ff_open(const char *path, struct fuse_file_info *fi)
+{
+    s3s__fastfile *ff = self();
+    int64_t id = lookup(ff, path);
+    if (id < 0)
+        return -ENOENT;
+    const node *n = &ff->nodes[id];
+    if (n->dir)
+        return -EISDIR;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+        return -EROFS;
+    void *h = NULL;
+    s3s__errbuf eb = {{0}};
+    int rc = ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb);
+    if (rc != 0) {
+        S3S_LOGE("fastfile: open %s: %s", path, eb.msg);
+        return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
+    }
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->keep_cache = 1;
+    return 0;
+}
+
+static int ff_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    s3s__fastfile *ff = self();
+    if (off < 0)
+        return -EINVAL;
+    size_t got = 0;
+    s3s__errbuf eb = {{0}};
+    int rc = s3s__objio_read_full(ff->io, (void *)(uintptr_t)fi->fh, buf, size, (uint64_t)off, &got,
+                                  &eb);
+    if (rc != 0) {
+        S3S_LOGE("fastfile: read %s at %lld: %s", path ? path : "?", (long long)off, eb.msg);
+        return -EIO;
+    }
+    return (int)got;
+}
+
+static int ff_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    s3s__fastfile *ff = self();
+    ff->io->close((void *)(uintptr_t)fi->fh);
+    return 0;
+}
+
+static int ff_statfs(const char *path, struct statvfs *sv)
+{
+    (void)path;
+    s3s__fastfile *ff = self();
+    memset(sv, 0, sizeof(*sv));
+    sv->f_bsize = sv->f_frsize = 4096;
+    sv->f_blocks = (fsblkcnt_t)((ff->bytes + 4095) / 4096);
+    sv->f_files = ff->nnodes;
+    sv->f_namemax = 255;
+    sv->f_flag = ST_RDONLY;
+    return 0;
+}
+
+static const struct fuse_operations ops = {
+    .init = ff_init,
+    .getattr = ff_getattr,
+    .opendir = ff_opendir,
+    .readdir = ff_readdir,
+    .open = ff_open,
+    .read = ff_read,
+    .release = ff_release,
+    .statfs = ff_statfs,
+};
+
+/* ---- mounting -------------------------------------------------------------------- */
+
+static void wake_noop(int sig)
+{
+    (void)sig;
+}
+
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static void wake_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wake_noop; /* no SA_RESTART: the loop's sem_wait must return */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+static void *loop_main(void *arg)
+{
+    s3s__fastfile *ff = arg;
+    struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};
+    fuse_loop_mt(ff->fuse, &cfg);
+    return NULL;
+}
+
+/* canon: the canonical absolute form of path without resolving its last
+ * component (a stale mount point cannot be stat'ed). */
+static int canon(const char *path, char *out, size_t n)
+{
+    char a[PATH_MAX], b[PATH_MAX], parent[PATH_MAX];
+    snprintf(a, sizeof a, "%s", path);
+    snprintf(b, sizeof b, "%s", path);
+    size_t l = strlen(a);
+    while (l > 1 && a[l - 1] == '/') {
+        l--;
+        a[l] = '\0';
+        b[l] = '\0';
+    }
+    if (realpath(dirname(a), parent) == NULL)
+        return -1;
+    const char *base = basename(b);
+    if (snprintf(out, n, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent, base) >= (int)n)
+        return -1;
+    return 0;
+}
+
+/* unescape decodes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+int s3s__mount_is_mounted(const char *path)
+{
+    char want[PATH_MAX];
+    if (canon(path, want, sizeof want) != 0)
+        return 0;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return 0;
+    char line[PATH_MAX * 2];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 0; tok != NULL && i < 4; i++)
+            tok = strtok_r(NULL, " ", &save);
+        if (tok == NULL)
+            continue;
+        unescape(tok);
+        found = strcmp(tok, want) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+int s3s__fastfile_clean_stale(const char *path, s3s__errbuf *eb)
+{
+    char p[PATH_MAX];
+    if (canon(path, p, sizeof p) != 0)
+        return 0; /* its parent does not exist: nothing can be mounted there */
+    for (int tries = 0; tries < 8 && s3s__mount_is_mounted(p); tries++) {
+        S3S_LOGW("fastfile: %s is still mounted (a killed run?): unmounting it", p);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0)
+                dup2(devnull, 2);
+            execlp("fusermount3", "fusermount3", "-u", "-z", p, (char *)NULL);
+            _exit(127);
+        }
+        int st = 0;
+        if (pid > 0)
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (s3s__mount_is_mounted(p) && geteuid() == 0)
+            umount2(p, MNT_DETACH);
+    }
+    if (s3s__mount_is_mounted(p))
+        return s3s__err_set(eb, S3S_EBUSY, "%s: a stale mount cannot be removed", p);
+    return 0;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void ff_free(s3s__fastfile *ff)
+{
+    free_tree(ff);
+    free(ff->mountpoint);
+    free(ff->bucket);
+    free(ff);
+}
+
+int s3s__fastfile_mount(s3s__fastfile **out, const char *mountpoint, const s3s__share_list *list,
+                        const s3s__objio *io, s3s__errbuf *eb)
+{
+    s3s__fastfile *ff = calloc(1, sizeof(*ff));
+    if (ff == NULL)
+        return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    ff->io = io;
+    ff->uid = geteuid();
+    ff->gid = getegid();
+    ff->mtime = time(NULL);
+    int rc;
+    if ((ff->mountpoint = strdup(mountpoint)) == NULL ||
+        (ff->bucket = strdup(list->bucket ? list->bucket : "")) == NULL) {
+        rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = build_tree(ff, list)) != 0) {
+        s3s__err_set(eb, rc, "fastfile: building the tree of %zu objects: %s", list->n,
+                     s3s_strerror(rc));
+        goto fail;
+    }
+    if ((rc = s3s__fastfile_clean_stale(mountpoint, eb)) != 0)
+        goto fail;
+    if (mkdirs(mountpoint) != 0) {
+        rc = s3s__err_set(eb, S3S_EIO, "fastfile: mkdir %s: %s", mountpoint, strerror(errno));
+        goto fail;
+    }
+    char mopts[256];
+    snprintf(mopts, sizeof mopts, "ro,fsname=s3shard,subtype=s3shard,default_permissions%s",
+             geteuid() == 0 ? ",allow_other" : "");
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    if (fuse_opt_add_arg(&args, "s3shard") != 0 || fuse_opt_add_arg(&args, "-o") != 0 ||
+        fuse_opt_add_arg(&args, mopts) != 0) {
+        fuse_opt_free_args(&args);
+        rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+        goto fail;
+    }
+    ff->fuse = fuse_new(&args, &ops, sizeof ops, ff);
+    fuse_opt_free_args(&args);
+    if (ff->fuse == NULL) {
+        rc = s3s__err_set(eb, S3S_EIO, "fastfile: fuse_new failed (see above)");
+        goto fail;
+    }
+    if (fuse_mount(ff->fuse, mountpoint) != 0) {
+        rc = s3s__err_set(eb, S3S_EIO,
+                          "fastfile: cannot mount %s (is /dev/fuse there and usable? see above)",
+                          mountpoint);
+        goto fail;
+    }
+    ff->mounted = 1;
+    pthread_once(&wake_once, wake_install);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t loopmask = old;
+    sigaddset(&loopmask, SIGINT);
+    sigaddset(&loopmask, SIGTERM);
+    sigaddset(&loopmask, SIGHUP);
+    sigaddset(&loopmask, SIGCHLD);
+    sigaddset(&loopmask, SIGQUIT);
+    sigdelset(&loopmask, SIGUSR2);
+    pthread_sigmask(SIG_SETMASK, &loopmask, NULL);
+    int e = pthread_create(&ff->loop, NULL, loop_main, ff);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        rc = s3s__err_set(eb, S3S_EIO, "fastfile: cannot start the FUSE loop: %s", strerror(e));
+        goto fail;
+    }
+    ff->loop_started = 1;
+    S3S_LOGI("fastfile: mounted %llu files (%llu bytes) at %s", (unsigned long long)ff->files,
+             (unsigned long long)ff->bytes, mountpoint);
+    *out = ff;
+    return 0;
+fail:
+    if (ff->fuse != NULL) {
+        if (ff->mounted)
+            fuse_unmount(ff->fuse);
+        fuse_destroy(ff->fuse);
+    }
+    ff_free(ff);
+    return rc;
+}
+
+void s3s__fastfile_unmount(s3s__fastfile *ff)
+{
+    if (ff == NULL)
+        return;
+    if (ff->loop_started) {
+        fuse_exit(ff->fuse);
+        /* The loop waits on a semaphore that only a signal interrupts; keep
+         * knocking until it has noticed fuse_exit (the first signal may land
+         * before it starts waiting). */
+        for (;;) {
+            pthread_kill(ff->loop, SIGUSR2);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(ff->loop, NULL, &ts) == 0)
+                break;
+        }
+    }
+    if (ff->mounted)
+        fuse_unmount(ff->fuse);
+    fuse_destroy(ff->fuse);
+    S3S_LOGI("fastfile: unmounted %s", ff->mountpoint);
+    ff_free(ff);
+}

@@ -1,0 +1,80 @@
+/* source.h: where a worker's items come from (internal interface).
+ *
+ * A source hands out item descriptions in the order the rank should read
+ * them, takes progress commits and releases. The worker serialises every call
+ * into one source (one call at a time, from any thread), and may call next()
+ * well before the item is handed to the caller (prefetch lookahead): a source
+ * must therefore tolerate items that are released without ever being read.
+ *
+ * Implementations: the static plan (the rank's share of each epoch, computed
+ * locally: s3s__source_static_create) and a fixed list (File mode:
+ * s3s__source_list_create). The coordinator's lease client is the next one. */
+#ifndef S3S_WORKER_SOURCE_H
+#define S3S_WORKER_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util/errbuf.h"
+#include "s3shard/dataset.h"
+#include "s3shard/worker.h"
+
+/* One item as a source describes it. Strings are heap copies owned by the
+ * description (s3s__item_desc_fini frees them). */
+typedef struct s3s__item_desc {
+    char *bucket;
+    char *key;
+    char *etag; /* "" when unknown */
+    uint64_t size;
+    uint64_t offset; /* resume offset */
+    uint64_t epoch;
+    uint64_t position; /* position in this rank's order of the epoch */
+    uint64_t token; /* source-specific (shard id, lease id, list index) */
+} s3s__item_desc;
+
+void s3s__item_desc_fini(s3s__item_desc *d);
+
+typedef struct s3s__source s3s__source;
+struct s3s__source {
+    /* next fills *out: 0, S3S_EEOF when nothing is left, or an error (eb).
+     * wait 0 (prefetch lookahead): return S3S_EBUSY rather than block when
+     * no item is available right now (a coordinator with no lease to grant
+     * yet); wait 1 (a caller needs an item): may block until one comes. */
+    int (*next)(s3s__source *s, s3s__item_desc *out, int wait, s3s__errbuf *eb);
+    /* commit records progress: bytes [0, offset) consumed; done = 1 when the
+     * item is finished. */
+    int (*commit)(s3s__source *s, const s3s__item_desc *d, uint64_t offset, int done,
+                  s3s__errbuf *eb);
+    /* release gives an unfinished item back (it stops at its last commit). */
+    void (*release)(s3s__source *s, const s3s__item_desc *d);
+    void (*destroy)(s3s__source *s);
+};
+
+/* s3s__static_setup resolves what the static plan needs from worker options:
+ * the snapshot (opts->snapshot, or enumerated from the job channel's source
+ * with a temporary S3 client: then *owned_snap is set and the caller destroys
+ * it after the source), the plan options and the epoch range. */
+typedef struct s3s__static_cfg {
+    const s3s_snapshot *snap;
+    s3s_plan_opts plan;
+    uint32_t rank, world_size;
+    uint64_t first_epoch;
+    uint32_t epochs;
+    const s3s_channel *channel; /* NULL without a job */
+} s3s__static_cfg;
+
+int s3s__static_setup(s3s__static_cfg *cfg, const s3s_worker_opts *opts, s3s_snapshot **owned_snap,
+                      s3s__errbuf *eb);
+
+/* s3s__source_static_create makes the static-plan source: for each epoch, the
+ * plan of cfg->snap and this rank's share of it (every shard for
+ * FullyReplicated), each shard's objects in order. S3 folder markers are
+ * skipped. A Dynamic channel is refused (S3S_ENOTSUP: it needs a
+ * coordinator), as are augmented-manifest records and local snapshots. */
+int s3s__source_static_create(s3s__source **out, const s3s__static_cfg *cfg, s3s__errbuf *eb);
+
+/* s3s__source_list_create makes a source over n descriptions (moved into the
+ * source on success: the caller's array is emptied, not freed). */
+int s3s__source_list_create(s3s__source **out, s3s__item_desc *items, size_t n, s3s__errbuf *eb);
+
+#endif
