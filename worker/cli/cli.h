@@ -36,6 +36,8 @@ int s3s__cmd_sigv4(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_ls(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cat(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_cp(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_status(s3s__cli *g, int argc, char **argv);
+int s3s__cmd_consume(s3s__cli *g, int argc, char **argv);
 int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv);
 
 /* s3s__cli_usage_error prints "s3shard NAME: message" and the usage, returns 2. */

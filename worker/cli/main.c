@@ -65,6 +65,14 @@ static const s3s__cli_cmd commands[] = {
      "(--resource-config, $S3SHARD_RESOURCE_CONFIG, /opt/ml/input/config/...).\n"
      "The snapshot is --snapshot, else <StateDir>/snapshots/<channel>.snap, else the\n"
      "source is enumerated and cached there. keys: one key per line, in reading order.\n"},
+    {"status", s3s__cmd_status, "show a coordinator's state (table, --json, --ledger)",
+     "usage: s3shard status URL [--json] [--ledger] [--secret-file F] [--tls-ca F]\n"},
+    {"consume", s3s__cmd_consume, "read a rank's share through the coordinator (smoke test)",
+     "usage: s3shard consume --coordinator URL --channel NAME [--rank R --world-size N]\n"
+     "              [--epochs K] [--step-ms N] [--commit-bytes N] [--secret-file F]\n"
+     "              [--tls-ca F]\n"
+     "prints epoch<TAB>key<TAB>start<TAB>end<TAB>sha256 per piece read; summary on stderr.\n"
+     "SIGTERM drains: exact positions committed, leases released, exit 0.\n"},
     {"sigv4", s3s__cmd_sigv4, "show how a raw HTTP request is signed (SigV4 debugger)",
      "usage: s3shard sigv4 --access-key-id ID --secret-access-key KEY --region R --service S\n"
      "              [--session-token T] [--normalize-path] [--unsigned-payload]\n"

@@ -1,0 +1,465 @@
+/* coord_server.c: the public s3s_coord_* API and the nng transport (the only
+ * coordinator file that includes nng).
+ *
+ * rep0 with `contexts` nng contexts: each context receives one request; its
+ * callback queues it; the server thread takes every queued request at once,
+ * handles them (appending journal records), and hands the batch to the
+ * committer thread, which waits until the batch's last record is durable and
+ * only then sends its replies, while the server thread already handles the
+ * next batch: one fdatasync covers every request that arrived meanwhile. Oversized messages: nng
+ * drops a message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one between max_msg and
+ * that is decoded, refused with an error and counted. */
+#include "common/util/log.h"
+#include "coordinator/coord_int.h"
+#include "s3shard/coordinator.h"
+#include "s3shard/error.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { X_RECV = 0, X_SEND = 1 };
+
+typedef struct srv_ctx {
+    struct s3s_coord *c;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int state;
+    nng_msg *req;
+    s3s__buf reply;
+} srv_ctx;
+
+struct s3s_coord {
+    s3s__coord *core;
+    pthread_mutex_t core_mu; /* the core, between the server thread and status calls */
+    nng_socket sock;
+    bool sock_open;
+    nng_listener lst;
+    nng_tls_config *tls;
+    srv_ctx *ctxs;
+    uint32_t nctx;
+    pthread_t thr;
+    bool running;
+    pthread_mutex_t mu; /* queue, stopping */
+    pthread_cond_t cv;
+    uint32_t *queue;
+    uint32_t nqueue;
+    bool stopping;
+    bool fatal;
+    char err[1024];
+    /* handled batches waiting for their journal lsn to be durable */
+    pthread_t cthr;
+    bool cthr_running;
+    struct batch *bhead, *btail;
+    bool cstop;
+};
+
+/* A handled batch: its replies go out once lsn is durable. */
+typedef struct batch {
+    struct batch *next;
+    uint64_t lsn;
+    uint32_t n;
+    uint32_t idx[];
+} batch;
+
+void s3s_coord_opts_init(s3s_coord_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_msg = S3S_PROTO_MAX_MSG_DEFAULT;
+    o->mirror_interval_ms = 5000;
+    o->contexts = 256;
+    o->path_style = -1;
+}
+
+int s3s_coord_create(s3s_coord **out, const s3s_coord_opts *opts, char *errmsg, size_t errmsg_len)
+{
+    *out = NULL;
+    s3s_coord *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return S3S_ENOMEM;
+    s3s__errbuf eb;
+    eb.msg[0] = 0;
+    int rc = s3s__coord_open(&c->core, opts, &eb);
+    if (rc != 0) {
+        if (errmsg != NULL && errmsg_len > 0)
+            snprintf(errmsg, errmsg_len, "%s", eb.msg[0] ? eb.msg : s3s_strerror(rc));
+        free(c);
+        return rc;
+    }
+    pthread_mutex_init(&c->core_mu, NULL);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    *out = c;
+    return 0;
+}
+
+const char *s3s_coord_errmsg(const s3s_coord *c)
+{
+    return c ? c->err : "";
+}
+
+static void ctx_cb(void *arg)
+{
+    srv_ctx *x = arg;
+    s3s_coord *c = x->c;
+    int r = nng_aio_result(x->aio);
+    if (x->state == X_RECV) {
+        if (r != 0) {
+            if (r == NNG_ECLOSED || r == NNG_ECANCELED)
+                return;
+            nng_ctx_recv(x->ctx, x->aio);
+            return;
+        }
+        x->req = nng_aio_get_msg(x->aio);
+        pthread_mutex_lock(&c->mu);
+        c->queue[c->nqueue++] = (uint32_t)(x - c->ctxs);
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (r != 0)
+        nng_msg_free(nng_aio_get_msg(x->aio));
+    if (r == NNG_ECLOSED || r == NNG_ECANCELED)
+        return;
+    x->state = X_RECV;
+    nng_ctx_recv(x->ctx, x->aio);
+}
+
+static void send_reply(s3s_coord *c, srv_ctx *x)
+{
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, x->reply.data, x->reply.len) != 0) {
+        if (m != NULL)
+            nng_msg_free(m);
+        x->state = X_RECV; /* the peer's REQ resends; we answer then */
+        nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    (void)c;
+    x->state = X_SEND;
+    nng_aio_set_msg(x->aio, m);
+    nng_ctx_send(x->ctx, x->aio);
+}
+
+/* The committer: waits until each batch's records are durable (concurrent
+ * with the server thread handling the next batch: the journal group-commits),
+ * then sends its replies, in batch order. */
+static void *committer(void *arg)
+{
+    s3s_coord *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (c->bhead == NULL && !c->cstop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        batch *b = c->bhead;
+        if (b == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        c->bhead = b->next;
+        if (c->bhead == NULL)
+            c->btail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        s3s__errbuf eb;
+        int rc = c->fatal ? S3S_EIO : s3s__coord_wait(c->core, b->lsn, &eb);
+        if (rc != 0 && !c->fatal) {
+            c->fatal = true;
+            snprintf(c->err, sizeof(c->err), "journal failed, nothing more is acknowledged: %.900s",
+                     eb.msg);
+            S3S_LOGE("coordinator: %s", c->err);
+        }
+        for (uint32_t i = 0; i < b->n; i++) {
+            srv_ctx *x = &c->ctxs[b->idx[i]];
+            if (rc != 0) { /* never acknowledge what is not durable */
+                x->state = X_RECV;
+                nng_ctx_recv(x->ctx, x->aio);
+            } else {
+                send_reply(c, x);
+            }
+        }
+        free(b);
+    }
+    return NULL;
+}
+
+static void *serve(void *arg)
+{
+    s3s_coord *c = arg;
+    uint32_t *take = calloc(c->nctx, sizeof(*take));
+    uint32_t *now_list = calloc(c->nctx, sizeof(*now_list));
+    if (now_list == NULL) {
+        free(take);
+        take = NULL;
+    }
+    uint64_t last_tick = s3s__now_ms(), last_mirror = last_tick;
+    uint32_t interval = c->core->o.mirror_interval_ms ? c->core->o.mirror_interval_ms : 5000;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        if (c->nqueue == 0 && !c->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+        uint32_t n = take != NULL ? c->nqueue : 0;
+        if (n > 0)
+            memcpy(take, c->queue, n * sizeof(*take));
+        c->nqueue = 0;
+        bool stop = c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        uint64_t now = s3s__now_ms();
+        pthread_mutex_lock(&c->core_mu);
+        uint32_t nwait = 0, nnow = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            srv_ctx *x = &c->ctxs[take[i]];
+            int w = s3s__coord_handle(c->core, nng_msg_body(x->req), nng_msg_len(x->req), now,
+                                      &x->reply);
+            nng_msg_free(x->req);
+            x->req = NULL;
+            if (w)
+                take[nwait++] = take[i];
+            else
+                now_list[nnow++] = take[i];
+        }
+        n = nwait;
+        if (now - last_tick >= 250) {
+            s3s__coord_tick(c->core, now);
+            last_tick = now;
+        }
+        if (s3s__coord_compact_due(c->core) || stop) { /* epoch boundary: commit here */
+            s3s__errbuf eb;
+            if (!c->fatal && s3s__coord_commit(c->core, &eb) != 0) {
+                c->fatal = true;
+                snprintf(c->err, sizeof(c->err),
+                         "journal failed, nothing more is acknowledged: %.900s", eb.msg);
+                S3S_LOGE("coordinator: %s", c->err);
+            }
+        }
+        uint64_t lsn = s3s__coord_lsn(c->core);
+        if (now - last_mirror >= interval) {
+            s3s__coord_mirror_flush(c->core, NULL);
+            last_mirror = now;
+        }
+        pthread_mutex_unlock(&c->core_mu);
+        for (uint32_t i = 0; i < nnow; i++) /* nothing to make durable first */
+            send_reply(c, &c->ctxs[now_list[i]]);
+        batch *b = n > 0 ? malloc(sizeof(*b) + n * sizeof(uint32_t)) : NULL;
+        if (b != NULL) {
+            b->next = NULL;
+            b->lsn = lsn;
+            b->n = n;
+            memcpy(b->idx, take, n * sizeof(uint32_t));
+            pthread_mutex_lock(&c->mu);
+            if (c->btail != NULL)
+                c->btail->next = b;
+            else
+                c->bhead = b;
+            c->btail = b;
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+        } else {
+            for (uint32_t i = 0; i < n; i++) { /* no memory: the peers resend */
+                c->ctxs[take[i]].state = X_RECV;
+                nng_ctx_recv(c->ctxs[take[i]].ctx, c->ctxs[take[i]].aio);
+            }
+        }
+        if (stop)
+            break;
+    }
+    free(take);
+    free(now_list);
+    return NULL;
+}
+
+static int read_pem(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return S3S_EIO;
+    s3s__buf b;
+    s3s__buf_init(&b, 1 << 20);
+    char tmp[4096];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        rc = s3s__buf_append(&b, tmp, n);
+    fclose(f);
+    if (rc == 0)
+        *out = s3s__buf_detach(&b, NULL);
+    s3s__buf_fini(&b);
+    return rc;
+}
+
+static int fail(s3s_coord *c, int rc, const char *fmt, const char *a, int nrv)
+{
+    snprintf(c->err, sizeof(c->err), fmt, a, nrv ? nng_strerror(nrv) : "");
+    return rc;
+}
+
+static int start_tls(s3s_coord *c, const char *url)
+{
+    const s3s_coord_opts *o = &c->core->o;
+    if (o->tls_cert == NULL || o->tls_key == NULL)
+        return fail(c, S3S_ECONFIG, "%s: tls+tcp:// needs --tls-cert and --tls-key%s", url, 0);
+    char *cert = NULL, *key = NULL;
+    int rc = read_pem(o->tls_cert, &cert);
+    if (rc != 0)
+        return fail(c, S3S_EIO, "cannot read TLS certificate %s%s", o->tls_cert, 0);
+    rc = read_pem(o->tls_key, &key);
+    if (rc != 0) {
+        free(cert);
+        return fail(c, S3S_EIO, "cannot read TLS key %s%s", o->tls_key, 0);
+    }
+    int nrv = nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_SERVER);
+    if (nrv == 0)
+        nrv = nng_tls_config_own_cert(c->tls, cert, key, NULL);
+    free(cert);
+    free(key);
+    if (nrv != 0)
+        return fail(c, S3S_ECONFIG, "TLS certificate/key %s: %s", o->tls_cert, nrv);
+    nrv = nng_listener_set_ptr(c->lst, NNG_OPT_TLS_CONFIG, c->tls);
+    return nrv ? fail(c, S3S_ECONFIG, "%s: TLS: %s", url, nrv) : 0;
+}
+
+int s3s_coord_start(s3s_coord *c)
+{
+    if (c == NULL)
+        return S3S_EINVAL;
+    if (c->running)
+        return 0;
+    const char *url = c->core->o.listen;
+    if (url == NULL)
+        return fail(c, S3S_EINVAL, "no listen URL%s%s", "", 0);
+    int nrv = nng_rep0_open(&c->sock);
+    if (nrv != 0)
+        return fail(c, S3S_ENETWORK, "rep socket: %s%s", "", nrv);
+    c->sock_open = true;
+    size_t maxsz = (size_t)c->core->proto.max_msg * 2;
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, maxsz);
+    nrv = nng_listener_create(&c->lst, c->sock, url);
+    if (nrv != 0)
+        return fail(c, S3S_EINVAL, "cannot listen on %s: %s", url, nrv);
+    if (strncmp(url, "tls+", 4) == 0) {
+        int rc = start_tls(c, url);
+        if (rc != 0)
+            return rc;
+    }
+    nng_listener_set_size(c->lst, NNG_OPT_RECVMAXSZ, maxsz);
+    nrv = nng_listener_start(c->lst, 0);
+    if (nrv != 0)
+        return fail(c, S3S_ENETWORK, "cannot listen on %s: %s", url, nrv);
+    c->nctx = c->core->o.contexts ? c->core->o.contexts : 256;
+    c->ctxs = calloc(c->nctx, sizeof(*c->ctxs));
+    c->queue = calloc(c->nctx, sizeof(*c->queue));
+    if (c->ctxs == NULL || c->queue == NULL)
+        return S3S_ENOMEM;
+    for (uint32_t i = 0; i < c->nctx; i++) {
+        srv_ctx *x = &c->ctxs[i];
+        x->c = c;
+        s3s__buf_init(&x->reply, (size_t)c->core->proto.max_msg + 4096);
+        if ((nrv = nng_aio_alloc(&x->aio, ctx_cb, x)) != 0 ||
+            (nrv = nng_ctx_open(&x->ctx, c->sock)) != 0)
+            return fail(c, S3S_ENOMEM, "nng context: %s%s", "", nrv);
+    }
+    c->stopping = false;
+    c->cstop = false;
+    if (pthread_create(&c->cthr, NULL, committer, c) != 0)
+        return fail(c, S3S_ENOMEM, "cannot start the committer thread%s%s", "", 0);
+    c->cthr_running = true;
+    if (pthread_create(&c->thr, NULL, serve, c) != 0)
+        return fail(c, S3S_ENOMEM, "cannot start the server thread%s%s", "", 0);
+    c->running = true;
+    for (uint32_t i = 0; i < c->nctx; i++) {
+        c->ctxs[i].state = X_RECV;
+        nng_ctx_recv(c->ctxs[i].ctx, c->ctxs[i].aio);
+    }
+    return 0;
+}
+
+void s3s_coord_stop(s3s_coord *c)
+{
+    if (c == NULL)
+        return;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thr, NULL);
+        c->running = false;
+    }
+    if (c->cthr_running) { /* the last batches' replies go out once durable */
+        pthread_mutex_lock(&c->mu);
+        c->cstop = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->cthr, NULL);
+        c->cthr_running = false;
+    }
+    for (uint32_t i = 0; c->ctxs != NULL && i < c->nctx; i++)
+        if (c->ctxs[i].aio != NULL)
+            nng_aio_stop(c->ctxs[i].aio);
+    for (uint32_t i = 0; c->ctxs != NULL && i < c->nctx; i++) {
+        srv_ctx *x = &c->ctxs[i];
+        if (x->req != NULL)
+            nng_msg_free(x->req);
+        x->req = NULL;
+        if (x->aio != NULL)
+            nng_aio_free(x->aio);
+        x->aio = NULL;
+        nng_ctx_close(x->ctx);
+        s3s__buf_fini(&x->reply);
+    }
+    free(c->ctxs);
+    c->ctxs = NULL;
+    free(c->queue);
+    c->queue = NULL;
+    c->nqueue = 0;
+    if (c->sock_open)
+        nng_close(c->sock);
+    c->sock_open = false;
+    if (c->tls != NULL)
+        nng_tls_config_free(c->tls);
+    c->tls = NULL;
+    pthread_mutex_lock(&c->core_mu);
+    if (!c->fatal)
+        s3s__coord_commit(c->core, NULL);
+    s3s__coord_mirror_flush(c->core, NULL);
+    pthread_mutex_unlock(&c->core_mu);
+}
+
+void s3s_coord_destroy(s3s_coord *c)
+{
+    if (c == NULL)
+        return;
+    s3s_coord_stop(c);
+    s3s__coord_close(c->core);
+    pthread_mutex_destroy(&c->core_mu);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+void s3s_coord_status_get(s3s_coord *c, s3s_coord_status *out)
+{
+    pthread_mutex_lock(&c->core_mu);
+    s3s__coord_status_get(c->core, out);
+    pthread_mutex_unlock(&c->core_mu);
+}
+
+int s3s_coord_status_json(s3s_coord *c, int ledger, char **out)
+{
+    pthread_mutex_lock(&c->core_mu);
+    int rc = s3s__coord_status_json(c->core, ledger, out);
+    pthread_mutex_unlock(&c->core_mu);
+    return rc;
+}

@@ -1,0 +1,334 @@
+/* coord_test.c: the coordinator object on a real state dir and a local
+ * (FileSystemDataSource) dataset: resends answered from the reply cache and
+ * never applied twice, stale tokens, malformed / wrong-version / wrong-HMAC
+ * messages refused and counted, a journal of another job refused, replay
+ * after a restart; and the nng server: an oversized message is refused with an
+ * error and the server keeps serving. */
+#include "common/proto/msg.h"
+#include "coordinator/coord.h"
+#include "s3shard/coordinator.h"
+#include "s3shard/error.h"
+#include "tests/support/testenv.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct fx {
+    char *dir;
+    char job[4096];
+    char state[4096];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    f->dir = s3s_test_tmpdir("coord");
+    char data[4096];
+    snprintf(data, sizeof(data), "%s/data", f->dir);
+    mkdir(data, 0755);
+    for (int i = 0; i < 10; i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/f%02d", data, i);
+        FILE *o = fopen(p, "w");
+        for (int k = 0; k < 100 * (i + 1); k++)
+            fputc('a' + (k % 26), o);
+        fclose(o);
+    }
+    snprintf(f->job, sizeof(f->job), "%s/job.json", f->dir);
+    FILE *j = fopen(f->job, "w");
+    fprintf(j,
+            "{\"InputDataConfig\": [{\"ChannelName\": \"train\", \"DataSource\": "
+            "{\"FileSystemDataSource\": {\"DirectoryPath\": \"%s\", \"FileSystemType\": "
+            "\"EFS\"}}}], \"S3Shard\": {\"Epochs\": 2, \"LeaseSeconds\": 30, \"Channels\": "
+            "{\"train\": {\"Distribution\": \"Dynamic\", \"ShardTargetBytes\": 0}}}}",
+            data);
+    fclose(j);
+    snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    s3s_test_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static s3s__coord *open_coord(fx *f, const char *secret)
+{
+    s3s_coord_opts o;
+    s3s_coord_opts_init(&o);
+    o.job_path = f->job;
+    o.state_dir = f->state;
+    o.world_size = 2;
+    o.secret = secret;
+    o.secret_len = secret ? strlen(secret) : 0;
+    s3s__coord *c = NULL;
+    s3s__errbuf eb;
+    int rc = s3s__coord_open(&c, &o, &eb);
+    if (rc != 0)
+        fprintf(stderr, "open: %s\n", eb.msg);
+    assert_int_equal(rc, 0);
+    return c;
+}
+
+/* Encodes m, hands it to the coordinator, commits, decodes the reply. */
+static void call(s3s__coord *c, s3s__msg *m, const char *secret, s3s__msg *reply, s3s__buf *raw)
+{
+    s3s__proto_cfg cfg = {
+        .secret = (const uint8_t *)secret, .secret_len = secret ? strlen(secret) : 0, .max_msg = 0};
+    s3s__buf req;
+    s3s__buf_init(&req, 1 << 24);
+    assert_int_equal(s3s__msg_encode(&req, m, &cfg, NULL), 0);
+    s3s__coord_handle(c, req.data, req.len, 1000, raw);
+    assert_int_equal(s3s__coord_commit(c, NULL), 0);
+    assert_int_equal(s3s__msg_decode(reply, raw->data, raw->len, &cfg, NULL), 0);
+    s3s__buf_fini(&req);
+}
+
+static void hello(s3s__coord *c, uint64_t wid, uint64_t seq, uint32_t rank, const char *secret)
+{
+    s3s__msg m, r;
+    s3s__buf raw;
+    s3s__buf_init(&raw, 1 << 24);
+    s3s__msg_init(&m, S3S_MSG_HELLO, wid, seq);
+    snprintf(m.u.hello.host, sizeof(m.u.hello.host), "h");
+    m.u.hello.rank = rank;
+    m.u.hello.world_size = 2;
+    m.u.hello.pid = 1;
+    m.u.hello.incarnation = 1;
+    m.u.hello.n_channels = 1;
+    snprintf(m.u.hello.channels[0], sizeof(m.u.hello.channels[0]), "train");
+    call(c, &m, secret, &r, &raw);
+    assert_int_equal(r.type, S3S_MSG_WELCOME);
+    assert_int_equal(r.u.welcome.rank, rank);
+    s3s__msg_fini(&r);
+    s3s__buf_fini(&raw);
+}
+
+static void test_resend_is_not_applied_twice(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, NULL);
+    hello(c, 7, 1, 0, NULL);
+    s3s__msg m, r1, r2;
+    s3s__buf a, b;
+    s3s__buf_init(&a, 1 << 24);
+    s3s__buf_init(&b, 1 << 24);
+    s3s__msg_init(&m, S3S_MSG_LEASE, 7, 2);
+    snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+    m.u.lease.max_shards = 1;
+    call(c, &m, NULL, &r1, &a);
+    assert_int_equal(r1.type, S3S_MSG_GRANT);
+    assert_int_equal(r1.u.grant.n, 1);
+    s3s_coord_status st;
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.active_leases, 1);
+    call(c, &m, NULL, &r2, &b); /* the same (worker, seq): a resend */
+    s3s__msg_fini(&r2);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.active_leases, 1);
+    assert_int_equal(st.resends, 1);
+
+    /* progress: committed once; its resend changes nothing */
+    s3s__msg p, pr;
+    s3s__msg_prog it = {r1.u.grant.grants[0].shard, r1.u.grant.grants[0].token,
+                        r1.u.grant.grants[0].end, true};
+    s3s__msg_init(&p, S3S_MSG_PROGRESS, 7, 3);
+    p.u.progress.n = 1;
+    p.u.progress.items = &it;
+    call(c, &p, NULL, &pr, &a);
+    assert_int_equal(pr.u.ack.items[0].result, 0);
+    s3s__msg_fini(&pr);
+    call(c, &p, NULL, &pr, &b);
+    assert_int_equal(pr.u.ack.items[0].result, 0);
+    s3s__msg_fini(&pr);
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.shards_done, 1);
+    assert_int_equal(st.active_leases, 0);
+
+    /* an older seq is refused without effect */
+    s3s__msg_init(&m, S3S_MSG_LEASE, 7, 2);
+    snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+    m.u.lease.max_shards = 1;
+    call(c, &m, NULL, &r2, &b); /* seq 2 < 3 */
+    assert_int_equal(r2.type, S3S_MSG_ERROR);
+    assert_int_equal(r2.u.error.code, S3S_ESTALE);
+    s3s__msg_fini(&r2);
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.active_leases, 0);
+    s3s__msg_fini(&r1);
+
+    /* a stale token */
+    it.token = (12345u << 5);
+    it.done = false;
+    s3s__msg_init(&p, S3S_MSG_PROGRESS, 7, 4);
+    p.u.progress.n = 1;
+    p.u.progress.items = &it;
+    call(c, &p, NULL, &pr, &a);
+    assert_int_equal(pr.u.ack.items[0].result, S3S_ESTALE);
+    s3s__msg_fini(&pr);
+    s3s__buf_fini(&a);
+    s3s__buf_fini(&b);
+    s3s__coord_close(c);
+
+    /* a restart replays: the committed shard stays done */
+    c = open_coord(f, NULL);
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.shards_done, 1);
+    assert_int_equal(st.active_leases, 0);
+    s3s__coord_close(c);
+}
+
+static void test_bad_messages_are_refused_and_counted(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, "sesame");
+    s3s__buf raw;
+    s3s__buf_init(&raw, 1 << 24);
+    s3s__msg r;
+    s3s__proto_cfg cfg = {.secret = (const uint8_t *)"sesame", .secret_len = 6, .max_msg = 0};
+    /* garbage */
+    s3s__coord_handle(c, "\xc1\xc1\xc1", 3, 1, &raw);
+    assert_int_equal(s3s__msg_decode(&r, raw.data, raw.len, &cfg, NULL), 0);
+    assert_int_equal(r.type, S3S_MSG_ERROR);
+    assert_int_equal(r.u.error.code, S3S_EPROTO);
+    s3s__msg_fini(&r);
+    /* another protocol version */
+    const unsigned char v2[] = {0x95, 0x02, 0x03, 0x01, 0x01, 0x80};
+    s3s__coord_handle(c, v2, sizeof(v2), 1, &raw);
+    assert_int_equal(s3s__msg_decode(&r, raw.data, raw.len, &cfg, NULL), 0);
+    assert_non_null(strstr(r.u.error.message, "protocol version 2, expected 1"));
+    s3s__msg_fini(&r);
+    /* the wrong secret */
+    s3s__msg m;
+    s3s__msg_init(&m, S3S_MSG_STATUS, 9, 1);
+    s3s__proto_cfg wrong = {.secret = (const uint8_t *)"guess", .secret_len = 5, .max_msg = 0};
+    s3s__buf req;
+    s3s__buf_init(&req, 1 << 20);
+    assert_int_equal(s3s__msg_encode(&req, &m, &wrong, NULL), 0);
+    s3s__coord_handle(c, req.data, req.len, 1, &raw);
+    assert_int_equal(s3s__msg_decode(&r, raw.data, raw.len, &cfg, NULL), 0);
+    assert_int_equal(r.u.error.code, S3S_EAUTH);
+    s3s__msg_fini(&r);
+    /* the right one works */
+    s3s__buf_reset(&req);
+    assert_int_equal(s3s__msg_encode(&req, &m, &cfg, NULL), 0);
+    s3s__coord_handle(c, req.data, req.len, 1, &raw);
+    assert_int_equal(s3s__msg_decode(&r, raw.data, raw.len, &cfg, NULL), 0);
+    assert_int_equal(r.type, S3S_MSG_STATUS_REPLY);
+    s3s__msg_fini(&r);
+    s3s__coord_counters k;
+    s3s__coord_counters_get(c, &k);
+    assert_int_equal(k.refused, 3);
+    assert_int_equal(k.refused_auth, 1);
+    assert_int_equal(k.refused_version, 1);
+    s3s__buf_fini(&req);
+    s3s__buf_fini(&raw);
+    s3s__coord_close(c);
+}
+
+static void test_journal_of_another_job_is_refused(void **state)
+{
+    fx *f = *state;
+    s3s__coord_close(open_coord(f, NULL));
+    FILE *j = fopen(f->job, "r+");
+    fseek(j, 0, SEEK_END);
+    long n = ftell(j);
+    char *b = calloc(1, (size_t)n + 1);
+    fseek(j, 0, SEEK_SET);
+    assert_int_equal(fread(b, 1, (size_t)n, j), (size_t)n);
+    char *e = strstr(b, "\"Epochs\": 2");
+    e[10] = '3';
+    fseek(j, 0, SEEK_SET);
+    fwrite(b, 1, (size_t)n, j);
+    fclose(j);
+    free(b);
+    s3s_coord_opts o;
+    s3s_coord_opts_init(&o);
+    o.job_path = f->job;
+    o.state_dir = f->state;
+    s3s_coord *c = NULL;
+    char err[1024] = "";
+    assert_int_equal(s3s_coord_create(&c, &o, err, sizeof(err)), S3S_EMISMATCH);
+    assert_non_null(strstr(err, "another state dir"));
+}
+
+static void test_server_survives_oversized(void **state)
+{
+    fx *f = *state;
+    s3s_coord_opts o;
+    s3s_coord_opts_init(&o);
+    o.job_path = f->job;
+    o.state_dir = f->state;
+    o.world_size = 1;
+    o.max_msg = 4096;
+    o.contexts = 8;
+    char url[4200];
+    snprintf(url, sizeof(url), "ipc://%s/sock", f->dir);
+    o.listen = url;
+    s3s_coord *c = NULL;
+    char err[1024];
+    assert_int_equal(s3s_coord_create(&c, &o, err, sizeof(err)), 0);
+    assert_int_equal(s3s_coord_start(c), 0);
+    nng_socket s;
+    assert_int_equal(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    assert_int_equal(nng_dial(s, url, NULL, 0), 0);
+    char *big = calloc(1, 6000); /* over max_msg, under the nng limit */
+    big[0] = (char)0x95;
+    assert_int_equal(nng_send(s, big, 6000, 0), 0);
+    void *buf;
+    size_t len;
+    assert_int_equal(nng_recv(s, &buf, &len, NNG_FLAG_ALLOC), 0);
+    s3s__msg r;
+    s3s__proto_cfg cfg = {.secret = NULL, .secret_len = 0, .max_msg = 0};
+    assert_int_equal(s3s__msg_decode(&r, buf, len, &cfg, NULL), 0);
+    assert_int_equal(r.type, S3S_MSG_ERROR);
+    assert_int_equal(r.u.error.code, S3S_ETOOBIG);
+    s3s__msg_fini(&r);
+    nng_free(buf, len);
+    free(big);
+    /* still serving */
+    s3s__msg m;
+    s3s__msg_init(&m, S3S_MSG_STATUS, 5, 1);
+    s3s__buf req;
+    s3s__buf_init(&req, 1 << 20);
+    assert_int_equal(s3s__msg_encode(&req, &m, &cfg, NULL), 0);
+    assert_int_equal(nng_send(s, req.data, req.len, 0), 0);
+    assert_int_equal(nng_recv(s, &buf, &len, NNG_FLAG_ALLOC), 0);
+    assert_int_equal(s3s__msg_decode(&r, buf, len, &cfg, NULL), 0);
+    assert_int_equal(r.type, S3S_MSG_STATUS_REPLY);
+    s3s__msg_fini(&r);
+    nng_free(buf, len);
+    s3s__buf_fini(&req);
+    nng_close(s);
+    s3s_coord_status st;
+    s3s_coord_status_get(c, &st);
+    assert_int_equal(st.refused, 1);
+    char *json = NULL;
+    assert_int_equal(s3s_coord_status_json(c, 1, &json), 0);
+    assert_non_null(strstr(json, "\"refused_size\":1"));
+    free(json);
+    s3s_coord_destroy(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_resend_is_not_applied_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages_are_refused_and_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_of_another_job_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_survives_oversized, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
