@@ -494,7 +494,7 @@ static long proxy_object_gets(void)
 {
     long n = 0;
     for (int i = 0; i < NOBJ; i++) {
-        char k[128];
+        char k[1300]; /* bucket + a key of up to 1,215 bytes */
         snprintf(k, sizeof(k), "/%s/%s", BUCKET, objs[i].key);
         long c = s3s_test_faultproxy_count(&px, k, "GET");
         assert_true(c >= 0);
