@@ -7,6 +7,7 @@
 #ifndef S3S_CLI_H
 #define S3S_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct s3s__cli {
@@ -46,6 +47,9 @@ int s3s__cli_usage_error(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* s3s__cli_fail prints "s3shard NAME: message" to stderr and returns 1. */
 int s3s__cli_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s3s__cli_parse_u64 parses a whole decimal number (no sign, no trailing
+ * bytes, no overflow) into *out. Returns 0, or -1 for NULL or anything else. */
+int s3s__cli_parse_u64(const char *s, uint64_t *out);
 /* s3s__cli_find returns the table entry for name, or NULL. */
 const s3s__cli_cmd *s3s__cli_find(const char *name);
 

@@ -21,18 +21,6 @@ static void on_term(int sig)
     fetch_stop = 1;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s[0] == '\0' || s[0] == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv)
 {
     const char *cmd = "fetch", *job_path = NULL, *channel = NULL, *mode = NULL, *root = NULL,
@@ -80,9 +68,10 @@ int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv)
     if ((rank_s == NULL) != (world_s == NULL))
         return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
     uint64_t epoch = 0, epochs = 0, jobs = 16, conns = 16, rank = 0, world = 1;
-    if ((epoch_s && parse_u64(epoch_s, &epoch)) || (epochs_s && parse_u64(epochs_s, &epochs)) ||
-        (jobs_s && (parse_u64(jobs_s, &jobs) || jobs == 0 || jobs > 1024)) ||
-        (conns_s && (parse_u64(conns_s, &conns) || conns == 0 || conns > 1024)) ||
+    if ((epoch_s && s3s__cli_parse_u64(epoch_s, &epoch)) ||
+        (epochs_s && s3s__cli_parse_u64(epochs_s, &epochs)) ||
+        (jobs_s && (s3s__cli_parse_u64(jobs_s, &jobs) || jobs == 0 || jobs > 1024)) ||
+        (conns_s && (s3s__cli_parse_u64(conns_s, &conns) || conns == 0 || conns > 1024)) ||
         epochs > UINT32_MAX)
         return s3s__cli_usage_error(cmd, "--epoch/--epochs/--jobs/--connections take numbers");
     int progress = -1;
@@ -99,8 +88,8 @@ int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv)
     s3s_topology topo = {.world_size = 1};
     s3s_errinfo e = {0};
     if (rank_s != NULL) {
-        if (parse_u64(rank_s, &rank) != 0 || parse_u64(world_s, &world) != 0 || world == 0 ||
-            world > UINT32_MAX || rank >= world)
+        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
+            world == 0 || world > UINT32_MAX || rank >= world)
             return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
         topo.rank = (uint32_t)rank;
         topo.world_size = (uint32_t)world;

@@ -11,18 +11,6 @@
 
 static const char *const dist_names[] = {"FullyReplicated", "ShardedByS3Key", "Dynamic"};
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s[0] == '\0' || s[0] == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* print_json_string writes s (n bytes) as a JSON string. */
 static void print_json_string(const char *s, size_t n)
 {
@@ -75,13 +63,13 @@ int s3s__cmd_plan(s3s__cli *g, int argc, char **argv)
     if ((rank_s == NULL) != (world_s == NULL))
         return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
     uint64_t epoch, rank = 0, world = 0;
-    if (parse_u64(epoch_s, &epoch) != 0)
+    if (s3s__cli_parse_u64(epoch_s, &epoch) != 0)
         return s3s__cli_usage_error(cmd, "--epoch: expected a number, got '%s'", epoch_s);
     s3s_topology topo = {0};
     s3s_errinfo e = {0};
     if (rank_s != NULL) {
-        if (parse_u64(rank_s, &rank) != 0 || parse_u64(world_s, &world) != 0 || world == 0 ||
-            world > UINT32_MAX || rank >= world)
+        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
+            world == 0 || world > UINT32_MAX || rank >= world)
             return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
         topo.rank = (uint32_t)rank;
         topo.world_size = (uint32_t)world;

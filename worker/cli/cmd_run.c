@@ -36,19 +36,6 @@
 
 extern char **environ;
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || s[0] == '\0' || s[0] == '-')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno != 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -268,21 +255,22 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     if ((rank_s == NULL) != (world_s == NULL))
         return s3s__cli_usage_error(CMD, "--rank and --world-size go together");
     uint64_t epoch = 0, drain_s_v = 30, spot_int = 5, conns = 0, rank = 0, world = 0, local = 0;
-    if (epoch_s && parse_u64(epoch_s, &epoch) != 0)
+    if (epoch_s && s3s__cli_parse_u64(epoch_s, &epoch) != 0)
         return s3s__cli_usage_error(CMD, "--epoch: expected a number, got '%s'", epoch_s);
-    if (drain_s && (parse_u64(drain_s, &drain_s_v) != 0 || drain_s_v > 3600))
+    if (drain_s && (s3s__cli_parse_u64(drain_s, &drain_s_v) != 0 || drain_s_v > 3600))
         return s3s__cli_usage_error(CMD, "--drain-timeout: seconds from 0 to 3600");
-    if (spot_int_s && (parse_u64(spot_int_s, &spot_int) != 0 || spot_int == 0 || spot_int > 3600))
+    if (spot_int_s &&
+        (s3s__cli_parse_u64(spot_int_s, &spot_int) != 0 || spot_int == 0 || spot_int > 3600))
         return s3s__cli_usage_error(CMD, "--spot-interval: seconds from 1 to 3600");
-    if (conns_s && (parse_u64(conns_s, &conns) != 0 || conns == 0 || conns > 1024))
+    if (conns_s && (s3s__cli_parse_u64(conns_s, &conns) != 0 || conns == 0 || conns > 1024))
         return s3s__cli_usage_error(CMD, "--connections: 1 to 1024");
     s3s_topology topo = {0};
     s3s_errinfo ei = {0};
     if (rank_s != NULL) {
-        if (parse_u64(rank_s, &rank) != 0 || parse_u64(world_s, &world) != 0 || world == 0 ||
-            world > UINT32_MAX || rank >= world)
+        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
+            world == 0 || world > UINT32_MAX || rank >= world)
             return s3s__cli_usage_error(CMD, "--rank R --world-size N: need 0 <= R < N");
-        if (local_s && (parse_u64(local_s, &local) != 0 || local > UINT32_MAX))
+        if (local_s && (s3s__cli_parse_u64(local_s, &local) != 0 || local > UINT32_MAX))
             return s3s__cli_usage_error(CMD, "--local-rank: expected a number");
         topo.rank = (uint32_t)rank;
         topo.world_size = (uint32_t)world;

@@ -3,6 +3,7 @@
 
 #include "s3shard/s3shard.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,19 @@ static void print_main_usage(FILE *f)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n%s", global_usage);
+}
+
+int s3s__cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || s[0] == '\0' || s[0] == '-')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int s3s__cli_usage_error(const char *name, const char *fmt, ...)
