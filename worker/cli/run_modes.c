@@ -254,7 +254,16 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
         }
         /* The share's keys are checked before anything is written or mounted. */
         s3s__errbuf eb = {{0}};
-        if (s3s__share_list_build(&c->list, c->ch, c->snap, cfg->epoch, cfg->topo.rank,
+        /* An augmented manifest is streamed record by record (Pipe mode only,
+         * as in SageMaker): no objects to lay out. */
+        int records = s3s_snapshot_kind_get(c->snap) == S3S_SNAP_RECORDS;
+        if (records && c->ch->input_mode != S3S_MODE_PIPE) {
+            s3s__mode_records_refuse(c->ch->name, mode_names[c->ch->input_mode], &eb);
+            ret = s3s__cli_fail(CMD, "%s", eb.msg);
+            break;
+        }
+        if (!records &&
+            s3s__share_list_build(&c->list, c->ch, c->snap, cfg->epoch, cfg->topo.rank,
                                   cfg->topo.world_size, &eb) != 0) {
             ret = s3s__cli_fail(CMD, "%s", eb.msg);
             break;
