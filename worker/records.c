@@ -214,10 +214,15 @@ static void *resolver_main(void *arg)
             const char *detail = s3s_s3_errmsg(t->s3);
             if (detail == NULL || detail[0] == '\0')
                 detail = s3s_strerror(rc);
-            size_t need = strlen(loc) + strlen(a->name) + strlen(a->uri) + strlen(detail) + 64;
+            const char *hint = rc == S3S_ENOTFOUND ? " (no such object, or no such bucket)"
+                : rc == S3S_EACCESS                ? " (these credentials cannot read it)"
+                                                   : "";
+            size_t need =
+                strlen(loc) + strlen(a->name) + strlen(a->uri) + strlen(detail) + strlen(hint) + 64;
             msg = malloc(need);
             if (msg != NULL)
-                snprintf(msg, need, "%s: attribute \"%s\" (%s): %s", loc, a->name, a->uri, detail);
+                snprintf(msg, need, "%s: attribute \"%s\" (%s): %s%s", loc, a->name, a->uri, detail,
+                         hint);
         }
         pthread_mutex_lock(&s->mu);
         if (rc == 0) {
