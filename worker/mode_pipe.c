@@ -270,6 +270,8 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
         snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)first);
         rc = make_fifo(path, eb);
     }
+    if (rc == 0 && o->ready != NULL)
+        o->ready(o->ready_ud);
     for (uint64_t e = first; e < first + epochs && rc == 0; e++) {
         /* path is this epoch's FIFO, made already (before the previous
          * epoch's reader saw its end of file) */

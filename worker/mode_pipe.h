@@ -35,6 +35,12 @@ typedef struct s3s__pipe_mode_opts {
     int record_io; /* -1: the job channel's RecordWrapperType; 0 none; 1 RecordIO */
     int gzip; /* -1: the job channel's CompressionType; 0 none; 1 gzip */
     volatile sig_atomic_t *stop; /* non-zero: stop soon (may be NULL) */
+    /* ready (may be NULL) is called once, from the calling thread, as soon
+     * as the first epoch's FIFO exists (before a reader opens it), so that a
+     * caller running the stream on a thread can start the training command
+     * only then: SageMaker's <channel>_0 exists when the script starts. */
+    void (*ready)(void *ud);
+    void *ready_ud;
 } s3s__pipe_mode_opts;
 
 typedef struct s3s__pipe_mode_result {
