@@ -347,17 +347,17 @@ static int rec_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbu
     out->attr_index = r->emitted;
     out->attr_count = r->n;
     out->token = (uint64_t)(uintptr_t)r;
+    pthread_mutex_lock(&s->mu); /* resolvers read emitted and the queue */
     r->emitted++;
     if (r->emitted == r->n) { /* fully handed out: leaves the queue */
-        pthread_mutex_lock(&s->mu);
         s->head = r->next;
         if (s->head == NULL)
             s->tail = NULL;
         s->count--;
         r->next = NULL;
         r->in_queue = 0;
-        pthread_mutex_unlock(&s->mu);
     }
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 

@@ -285,10 +285,17 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
             ret = s3s__cli_fail(CMD, "%s", eb.msg);
             break;
         }
-        fprintf(stderr,
-                "s3shard run: channel %s (%s): %zu objects, %" PRIu64 " bytes for rank %u of %u\n",
-                c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
-                cfg->topo.rank, cfg->topo.world_size);
+        if (records)
+            fprintf(stderr,
+                    "s3shard run: channel %s (Pipe): augmented manifest of %zu records, "
+                    "streamed record by record for rank %u of %u\n",
+                    c->ch->name, s3s_snapshot_count(c->snap), cfg->topo.rank, cfg->topo.world_size);
+        else
+            fprintf(stderr,
+                    "s3shard run: channel %s (%s): %zu objects, %" PRIu64
+                    " bytes for rank %u of %u\n",
+                    c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
+                    cfg->topo.rank, cfg->topo.world_size);
         switch (c->ch->input_mode) {
         case S3S_MODE_FILE:
             if (mkdirs(c->path) != 0)
