@@ -93,11 +93,10 @@ static void where(const rsrc *s, const rrec *r, char *out, size_t n)
         snprintf(out, n, "%s (record %llu)", s->manifest, (unsigned long long)r->d.token);
 }
 
-static void set_bad(rsrc *s, rrec *r, const char *fmt, const char *a1, const char *a2)
+static void set_bad(rsrc *s, rrec *r, const char *msg)
 {
-    char loc[1200], msg[800];
+    char loc[1200];
     where(s, r, loc, sizeof(loc));
-    snprintf(msg, sizeof(msg), fmt, a1, a2);
     size_t need = strlen(loc) + strlen(msg) + 4;
     r->bad = 1;
     r->badmsg = malloc(need);
@@ -113,8 +112,10 @@ static int parse_rec(rsrc *s, rrec *r)
     json_error_t je;
     json_t *obj = json_loadb(r->d.key, strlen(r->d.key), 0, &je);
     if (obj == NULL || !json_is_object(obj) || json_object_size(obj) == 0) {
-        set_bad(s, r, "record is not a JSON object of attributes (%.200s)%s",
-                obj == NULL ? je.text : "an empty or non-object value", "");
+        char msg[400];
+        snprintf(msg, sizeof(msg), "record is not a JSON object of attributes (%.200s)",
+                 obj == NULL ? je.text : "an empty or non-object value");
+        set_bad(s, r, msg);
         json_decref(obj);
         return 0;
     }
@@ -138,7 +139,10 @@ static int parse_rec(rsrc *s, rrec *r)
         a->is_ref = ends_with_ref(name);
         if (a->is_ref) {
             if (!json_is_string(v)) {
-                set_bad(s, r, "attribute \"%.200s\" must be an s3:// URI string%s", name, "");
+                char msg[400];
+                snprintf(msg, sizeof(msg), "attribute \"%.200s\" must be an s3:// URI string",
+                         name);
+                set_bad(s, r, msg);
                 break;
             }
             a->uri = strdup(json_string_value(v));
@@ -147,8 +151,11 @@ static int parse_rec(rsrc *s, rrec *r)
                 break;
             }
             if (s3s_uri_parse(a->uri, &a->bucket, &a->key) != 0 || a->key[0] == '\0') {
-                set_bad(s, r, "attribute \"%.200s\" (%.400s): expected an s3://bucket/key URI",
-                        name, a->uri);
+                char msg[800];
+                snprintf(msg, sizeof(msg),
+                         "attribute \"%.200s\" (%.400s): expected an s3://bucket/key URI", name,
+                         a->uri);
+                set_bad(s, r, msg);
                 break;
             }
         } else {

@@ -14,9 +14,11 @@
  * - Errors name the manifest, the line, the attribute and the URI: a
  *   missing object, a bucket that cannot be read, a malformed URI (at
  *   snapshot time); the records before the bad one are served first.
+ * - A malformed record in a hand-built snapshot fails in its turn, named.
  * - File mode refuses an augmented manifest, naming channel, mode and type. */
 #include "tests/support/s3fixture.h"
 
+#include "common/dataset/snapshot.h"
 #include "s3shard/error.h"
 #include "s3shard/worker.h"
 #include "worker/mode_file.h"
@@ -450,6 +452,42 @@ static void test_ref_errors(void **state)
     assert_non_null(strstr(ei.msg, "http://" BUCKET "/img/1.bin"));
 }
 
+/* A records snapshot not made by the parser (hand-built: no lines kept)
+ * whose second record is malformed: the first record is served, then the
+ * error names the manifest and the record. */
+static void test_bad_record_in_snapshot(void **state)
+{
+    (void)state;
+    static const char *const recs[] = {
+        "{\"source-ref\":\"s3://" BUCKET "/img/3.bin\",\"label\":1}",
+        "{\"source-ref\":\"ftp://x\",\"label\":2}",
+    };
+    s3s__snap_builder b;
+    s3s__sb_init(&b);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(s3s__sb_add(&b, recs[i], strlen(recs[i]), strlen(recs[i]), NULL), 0);
+    s3s_snapshot *snap = NULL;
+    assert_int_equal(s3s__sb_finish(&b, S3S_SNAP_RECORDS, "hand.jsonl", NULL, &snap, NULL), 0);
+    s3s__sb_fini(&b);
+    s3s_worker_opts wo;
+    wopts(&wo, snap);
+    s3s_worker *w = NULL;
+    assert_int_equal(s3s_worker_create(&w, &wo, NULL), 0);
+    s3s_item *it;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s3s_worker_next(w, &it), 0);
+        assert_int_equal(s3s_item_info_get(it)->record_line, 0);
+        s3s_item_close(it);
+    }
+    assert_int_equal(s3s_worker_next(w, &it), S3S_EPARSE);
+    const char *msg = s3s_worker_errmsg(w);
+    print_message("%s\n", msg);
+    assert_non_null(strstr(msg, "hand.jsonl (record 1)"));
+    assert_non_null(strstr(msg, "\"source-ref\" (ftp://x)"));
+    s3s_worker_destroy(w);
+    s3s_snapshot_destroy(snap);
+}
+
 static void test_file_mode_refused(void **state)
 {
     (void)state;
@@ -479,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_items_cache_zero_gets),
         cmocka_unit_test(test_sharded_records),
         cmocka_unit_test(test_ref_errors),
+        cmocka_unit_test(test_bad_record_in_snapshot),
         cmocka_unit_test(test_file_mode_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
