@@ -5,7 +5,8 @@
  *   RecordIO record with the source-ref object's bytes and one with the
  *   label's JSON (attributes in AttributeNames order, whatever their order
  *   on the line; other attributes dropped). Without RecordIO the same bytes
- *   follow each other unframed.
+ *   follow each other unframed. With Gzip the -ref objects (gzip in S3) are
+ *   decompressed and the labels left as they are.
  * - The library's items: one per attribute, with the attribute, its place,
  *   the manifest line; inline values have bucket "" and no GET.
  * - ShardedByS3Key splits records: two ranks' records are disjoint and
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define BUCKET "rtest"
 #define NR 6
@@ -53,6 +55,28 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+static uint8_t *gzip_of(const uint8_t *p, size_t n, size_t *out_n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    size_t cap = deflateBound(&z, n) + 64;
+    uint8_t *out = malloc(cap);
+    z.next_in = (uint8_t *)p;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int zr = deflate(&z, Z_FINISH);
+    *out_n = cap - z.avail_out;
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -68,6 +92,13 @@ static int setup(void **state)
         char key[64];
         snprintf(key, sizeof(key), "img/%d.bin", i);
         if (s3s_test_s3fix_put(&srv, BUCKET, key, objs[i], sizes[i]) != 0)
+            return -1;
+        size_t gn = 0;
+        uint8_t *g = gzip_of(objs[i], sizes[i], &gn);
+        snprintf(key, sizeof(key), "gz/%d.bin.gz", i);
+        int rc = g ? s3s_test_s3fix_put(&srv, BUCKET, key, g, gn) : -1;
+        free(g);
+        if (rc != 0)
             return -1;
     }
     tmp = s3s_test_tmpdir("records");
@@ -206,18 +237,37 @@ static uint8_t *slurp(const char *path, size_t *n)
 }
 
 /* pipe_case: Pipe mode over 2 shuffled epochs, RecordIO framed or not
- * (then the attributes' bytes simply follow each other, as in SageMaker) */
-static void pipe_case(int record_io)
+ * (then the attributes' bytes simply follow each other, as in SageMaker);
+ * with gzip, of the manifest whose -ref objects are gzip: they are
+ * decompressed, the labels are not touched. */
+static void pipe_case(int record_io, int gzip)
 {
     char root[600];
-    snprintf(root, sizeof(root), "%s/pipe%d", tmp, record_io);
+    snprintf(root, sizeof(root), "%s/pipe%d%d", tmp, record_io, gzip);
     assert_int_equal(mkdir(root, 0755), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
         child_copy(root);
+    char gzman[600];
+    if (gzip) { /* the same records, pointing at the gzip copies */
+        snprintf(gzman, sizeof(gzman), "%s/gz.jsonl", tmp);
+        FILE *in = fopen(manifest, "r"), *out = fopen(gzman, "w");
+        char line[1024];
+        while (fgets(line, sizeof(line), in) != NULL) {
+            char *p = strstr(line, "/img/");
+            if (p == NULL) {
+                fputs(line, out);
+                continue;
+            }
+            int i = p[5] - '0';
+            fprintf(out, "%.*s/gz/%d.bin.gz%s", (int)(p - line), line, i, p + 10);
+        }
+        fclose(in);
+        fclose(out);
+    }
     s3s_snapshot *snap =
-        s3s_test_s3fix_snapshot(&srv, manifest, S3S_DATA_AUGMENTED_MANIFEST, attrs);
+        s3s_test_s3fix_snapshot(&srv, gzip ? gzman : manifest, S3S_DATA_AUGMENTED_MANIFEST, attrs);
     s3s_worker_opts wo;
     wopts(&wo, snap);
     wo.plan.shuffle = 1;
@@ -225,7 +275,7 @@ static void pipe_case(int record_io)
     wo.epochs = 2;
     s3s__pipe_mode_opts po = {.wopts = &wo, .root = root, .channel_name = "train"};
     po.record_io = record_io;
-    po.gzip = 0;
+    po.gzip = gzip;
     s3s__pipe_mode_result res;
     s3s__errbuf eb = {{0}};
     int rc = s3s__mode_pipe_run(&po, &res, &eb);
@@ -257,13 +307,19 @@ static void pipe_case(int record_io)
 static void test_pipe_recordio_shuffled(void **state)
 {
     (void)state;
-    pipe_case(1);
+    pipe_case(1, 0);
 }
 
 static void test_pipe_plain_shuffled(void **state)
 {
     (void)state;
-    pipe_case(0);
+    pipe_case(0, 0);
+}
+
+static void test_pipe_gzip_recordio(void **state)
+{
+    (void)state;
+    pipe_case(1, 1);
 }
 
 /* read_all reads an item to its end into a heap buffer */
@@ -512,13 +568,10 @@ static void test_file_mode_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pipe_recordio_shuffled),
-        cmocka_unit_test(test_pipe_plain_shuffled),
-        cmocka_unit_test(test_items_cache_zero_gets),
-        cmocka_unit_test(test_sharded_records),
-        cmocka_unit_test(test_ref_errors),
-        cmocka_unit_test(test_bad_record_in_snapshot),
-        cmocka_unit_test(test_file_mode_refused),
+        cmocka_unit_test(test_pipe_recordio_shuffled), cmocka_unit_test(test_pipe_plain_shuffled),
+        cmocka_unit_test(test_pipe_gzip_recordio),     cmocka_unit_test(test_items_cache_zero_gets),
+        cmocka_unit_test(test_sharded_records),        cmocka_unit_test(test_ref_errors),
+        cmocka_unit_test(test_bad_record_in_snapshot), cmocka_unit_test(test_file_mode_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
