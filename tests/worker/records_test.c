@@ -197,7 +197,7 @@ static void expected_epoch(const s3s_snapshot *snap, const s3s_plan_opts *po, ui
 static void child_copy(const char *root)
 {
     for (int e = 0; e < 2; e++) {
-        char in[600], outp[600];
+        char in[640], outp[640];
         snprintf(in, sizeof(in), "%s/train_%d", root, e);
         snprintf(outp, sizeof(outp), "%s/out_%d", root, e);
         int fd = -1;
