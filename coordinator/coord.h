@@ -72,6 +72,9 @@ int s3s__coord_wait(s3s__coord *c, uint64_t lsn, s3s__errbuf *eb);
 /* s3s__coord_tick expires leases of silent workers (called when idle). */
 void s3s__coord_tick(s3s__coord *c, uint64_t now_ms);
 
+/* The core of a public handle (for benchmarks and tests in this tree). */
+s3s__coord *s3s__coord_core(s3s_coord *c);
+
 /* Accessors for the transport and the public API. */
 const s3s__proto_cfg *s3s__coord_proto(const s3s__coord *c);
 void s3s__coord_counters_get(const s3s__coord *c, s3s__coord_counters *out);

@@ -127,6 +127,15 @@ typedef struct s3s__journal_stats {
 } s3s__journal_stats;
 void s3s__journal_stats_get(s3s__journal *j, s3s__journal_stats *out);
 
+/* s3s__journal_sync_times copies the durations (microseconds) of the
+ * fdatasyncs numbered since .. now (stats.syncs counts them; only the last
+ * S3S__JOURNAL_SYNC_RING are kept, and at most cap) into out, sets *n, and
+ * returns the current count: a benchmark reads the disk's sync latency in the
+ * same run. */
+#define S3S__JOURNAL_SYNC_RING 4096
+uint64_t s3s__journal_sync_times(s3s__journal *j, uint64_t since, uint32_t *out, size_t cap,
+                                 size_t *n);
+
 /* Compaction: write the current state as a record set into journal.tmp, then
  * switch to it atomically. begin fails with S3S_EBUSY while records are
  * pending (commit first). The new file starts with a snapshot record
