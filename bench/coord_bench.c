@@ -1,16 +1,21 @@
 /* coord_bench.c: one in-process coordinator (journal on, fdatasync on the real
- * disk) hammered over tcp:// loopback by simulated ranks: threads, each with
- * an nng req context (64 per socket) driven by its aio callback, looping
- * lease -> progress(done) on a Dynamic channel.
+ * disk) hammered over tcp:// loopback by simulated ranks in a child process
+ * (this program with --client): nng req contexts (64 per socket) driven by
+ * their aio callbacks.
  *
- *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY] [RANKS,RANKS,...]
+ *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY] [RANKS,RANKS,...] [mixed|heartbeat|both]
  *
  * DIR (default: a fresh folder under the current directory) holds the state
- * dirs; SECONDS (default 3) per row, 0 skips the rows. Rows at 16, 256 and 1,024 ranks print
- * requests/s, p50/p99 latency of one request, journal commits (fdatasyncs) per
- * second and requests per commit (the group-commit batch). Then the memory
- * row: the RSS a coordinator adds for an epoch of SHARDS_FOR_MEMORY shards
- * (default 10,000,000), per shard. */
+ * dirs; SECONDS (default 3) per row, 0 skips the rows; RANKS default
+ * 16,256,1024. Workloads: "mixed" loops lease -> progress(done) (every
+ * progress waits for an fdatasync), "heartbeat" leases once and then loops
+ * heartbeats (nothing waits for the disk). Each row prints requests/s, p50/p99
+ * latency of all requests and per type, journal fdatasyncs per second,
+ * requests per fdatasync (the group-commit batch), the fdatasync latency
+ * measured in the same window, and the CPU of the coordinator process and of
+ * the ranks' process (percent of one core). Then the memory row: the RSS a
+ * coordinator adds for an epoch of SHARDS_FOR_MEMORY shards (default
+ * 10,000,000), per shard. */
 #include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
 #include "s3shard/dataset.h"
@@ -120,7 +125,7 @@ typedef struct sample {
 typedef struct sim {
     nng_ctx ctx;
     nng_aio *aio;
-    uint64_t wid, seq;
+    uint64_t wid, seq, tok;
     uint32_t rank, world;
     int phase; /* 0 sending, 1 receiving */
     int last; /* type of the last request */
@@ -136,6 +141,7 @@ static const s3s__proto_cfg g_cfg = {.max_msg = S3S_PROTO_MAX_MSG_DEFAULT};
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_idle;
 static double g_start;
+static int g_heartbeat; /* the no-fsync workload: one lease, then heartbeats */
 
 static void sim_send(sim *x, s3s__msg *m)
 {
@@ -206,7 +212,16 @@ static void sim_cb(void *p)
         sim_idle(x);
         return;
     }
-    if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
+    if (g_heartbeat &&
+        (x->last == S3S_MSG_HEARTBEAT || (r.type == S3S_MSG_GRANT && r.u.grant.n > 0))) {
+        if (r.type == S3S_MSG_GRANT)
+            x->tok = r.u.grant.grants[0].token;
+        s3s__msg m;
+        s3s__msg_init(&m, S3S_MSG_HEARTBEAT, 0, 0);
+        m.u.heartbeat.n = 1;
+        m.u.heartbeat.tokens = &x->tok;
+        sim_send(x, &m);
+    } else if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
         s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
                             r.u.grant.grants[0].end, true};
         s3s__msg m;
@@ -256,8 +271,9 @@ static int cmp_float(const void *a, const void *b)
 
 /* The child: RANKS simulated ranks against URL; after a second of warm-up
  * prints "go", measures SECS, prints "done" and the numbers of the window. */
-static int client_main(const char *url, uint32_t ranks, double secs)
+static int client_main(const char *url, uint32_t ranks, double secs, int heartbeat)
 {
+    g_heartbeat = heartbeat;
     g_start = now();
     volatile int stop = 0;
     uint32_t nsock = (ranks + 63) / 64;
@@ -350,7 +366,8 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int row(const char *self, uint32_t ranks, double secs, const char *job, const char *state)
+static int row(const char *self, uint32_t ranks, double secs, const char *job, const char *state,
+               int heartbeat)
 {
     char url[64];
     int port = 20000 + (int)(getpid() % 20000) + (int)ranks;
@@ -376,7 +393,7 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     char nr[16], ns[32];
     snprintf(nr, sizeof(nr), "%u", ranks);
     snprintf(ns, sizeof(ns), "%.3f", secs);
-    char *args[] = {(char *)self, "--client", url, nr, ns, NULL};
+    char *args[] = {(char *)self, "--client", url, nr, ns, heartbeat ? "1" : "0", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -431,12 +448,14 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     qsort(syncs, nsync, sizeof(uint32_t), cmp_u32);
     double req = (double)(s1.requests - s0.requests) / el;
     double commits = (double)(s1.journal_commits - s0.journal_commits) / el;
-    printf("%5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f ms | lease p50 %6.2f p99 %6.2f | "
-           "progress p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync p50 %5.2f "
+    printf("%-9s %5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f ms | lease p50 %6.2f p99 %6.2f | "
+           "%s p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync p50 %5.2f "
            "p99 %5.2f ms | CPU coordinator %3.0f%% ranks %3.0f%% of one core%s\n",
-           ranks, req, a50, a99, l50, l99, p50, p99, commits, commits > 0 ? req / commits : 0,
-           nsync ? syncs[nsync / 2] / 1e3 : 0, nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0,
-           100 * (cpu1 - cpu0) / el, 100 * ccpu, bad ? "  (errors)" : "");
+           heartbeat ? "heartbeat" : "lease+prg", ranks, req, a50, a99, l50, l99,
+           heartbeat ? "heartbeat" : "progress ", p50, p99, commits,
+           commits > 0 ? req / commits : 0, nsync ? syncs[nsync / 2] / 1e3 : 0,
+           nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0, 100 * (cpu1 - cpu0) / el, 100 * ccpu,
+           bad ? "  (errors)" : "");
     (void)r_req;
     fflush(stdout);
     free(syncs);
@@ -446,8 +465,8 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "--client") == 0)
-        return client_main(argv[2], (uint32_t)atoi(argv[3]), atof(argv[4]));
+    if (argc == 6 && strcmp(argv[1], "--client") == 0)
+        return client_main(argv[2], (uint32_t)atoi(argv[3]), atof(argv[4]), atoi(argv[5]));
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
@@ -473,13 +492,25 @@ int main(int argc, char **argv)
         for (char *t = strtok(argv[4], ","); t != NULL && nranks < 16; t = strtok(NULL, ","))
             ranks[nranks++] = (uint32_t)atoi(t);
     }
+    /* WORKLOAD: "mixed" (lease -> progress(done), every progress waits for
+     * the disk), "heartbeat" (one lease, then heartbeats: nothing waits for
+     * the disk) or "both" (default). */
+    const char *wl = argc > 5 ? argv[5] : "both";
+    int workload_mixed = strcmp(wl, "heartbeat") != 0, workload_hb = strcmp(wl, "mixed") != 0;
     for (size_t i = 0; secs > 0 && i < nranks; i++) {
         char job[4200], state[4200], name[32];
         snprintf(name, sizeof(name), "r%u", ranks[i]);
-        if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
-            return 1;
-        if (row(self, ranks[i], secs, job, state) != 0)
-            return 1;
+        for (int hb = 0; hb < 2; hb++) {
+            if (hb == 1 && !workload_hb)
+                break;
+            if (hb == 0 && !workload_mixed)
+                continue;
+            snprintf(name, sizeof(name), "r%u%s", ranks[i], hb ? "hb" : "");
+            if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
+                return 1;
+            if (row(self, ranks[i], secs, job, state, hb) != 0)
+                return 1;
+        }
     }
     if (mem_shards > 0) {
         char job[4200], state[4200];

@@ -580,6 +580,14 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
     return rc;
 }
 
+uint64_t s3s__journal_durable(s3s__journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t lsn = j->lsn_durable;
+    pthread_mutex_unlock(&j->mu);
+    return lsn;
+}
+
 int s3s__journal_commit(s3s__journal *j, s3s__errbuf *eb)
 {
     pthread_mutex_lock(&j->mu);

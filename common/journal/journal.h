@@ -114,6 +114,9 @@ int s3s__journal_append(s3s__journal *j, const s3s__jrec *r, uint64_t *out_lsn, 
  * syncing the pending batch itself when no other thread is doing so. */
 int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb);
 
+/* s3s__journal_durable: the LSN up to which everything is durable now. */
+uint64_t s3s__journal_durable(s3s__journal *j);
+
 /* s3s__journal_commit makes everything appended so far durable. */
 int s3s__journal_commit(s3s__journal *j, s3s__errbuf *eb);
 
