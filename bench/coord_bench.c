@@ -450,12 +450,12 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     double commits = (double)(s1.journal_commits - s0.journal_commits) / el;
     printf("%-9s %5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f ms | lease p50 %6.2f p99 %6.2f | "
            "%s p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync p50 %5.2f "
-           "p99 %5.2f ms | CPU coordinator %3.0f%% ranks %3.0f%% of one core%s\n",
+           "p99 %5.2f ms | CPU coordinator %3.0f%% (%4.1f us/req) ranks %3.0f%% of one core%s\n",
            heartbeat ? "heartbeat" : "lease+prg", ranks, req, a50, a99, l50, l99,
            heartbeat ? "heartbeat" : "progress ", p50, p99, commits,
            commits > 0 ? req / commits : 0, nsync ? syncs[nsync / 2] / 1e3 : 0,
-           nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0, 100 * (cpu1 - cpu0) / el, 100 * ccpu,
-           bad ? "  (errors)" : "");
+           nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0, 100 * (cpu1 - cpu0) / el,
+           req > 0 ? 1e6 * (cpu1 - cpu0) / el / req : 0, 100 * ccpu, bad ? "  (errors)" : "");
     (void)r_req;
     fflush(stdout);
     free(syncs);
@@ -482,9 +482,11 @@ int main(int argc, char **argv)
     }
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     size_t mem_shards = argc > 3 ? (size_t)atoll(argv[3]) : 10000000u;
-    printf("coord_bench: lease + progress(done) per rank in a loop, tcp loopback, journal "
-           "fdatasync in %s, %.1f s per row\n",
-           dir, secs);
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    printf("coord_bench: simulated ranks over tcp loopback, journal fdatasync in %s, %.1f s per "
+           "row, load average %.1f %.1f %.1f\n",
+           dir, secs, load[0], load[1], load[2]);
     uint32_t ranks[16] = {16, 256, 1024};
     size_t nranks = 3;
     if (argc > 4) { /* RANKS: a comma-separated list */

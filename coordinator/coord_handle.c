@@ -11,6 +11,7 @@
 
 #define PEERS_MAX (1u << 20)
 #define GRANTS_MAX 64
+#define LOCAL_ITEMS 16
 
 /* ---- the reply cache: open addressing by worker id ---------------------- */
 
@@ -323,8 +324,8 @@ static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__b
     eb.msg[0] = 0;
     int rc = 0;
     s3s__msg_lease_grant lg[GRANTS_MAX];
-    s3s__msg_prog_result *res = NULL;
-    uint64_t *rev = NULL;
+    s3s__msg_prog_result *res = NULL, res_local[LOCAL_ITEMS]; /* no malloc for a few items */
+    uint64_t *rev = NULL, rev_local[LOCAL_ITEMS];
     switch (m->type) {
     case S3S_MSG_HELLO:
         rc = do_hello(c, p, m, &rm, &eb);
@@ -334,7 +335,7 @@ static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__b
         break;
     case S3S_MSG_PROGRESS:
     case S3S_MSG_DRAIN:
-        res = calloc(m->u.progress.n ? m->u.progress.n : 1, sizeof(*res));
+        res = m->u.progress.n <= LOCAL_ITEMS ? res_local : calloc(m->u.progress.n, sizeof(*res));
         if (res == NULL) {
             rc = s3s__err_set(&eb, S3S_ENOMEM, "out of memory");
             break;
@@ -352,7 +353,7 @@ static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__b
         }
         break;
     case S3S_MSG_HEARTBEAT:
-        rev = calloc(m->u.heartbeat.n ? m->u.heartbeat.n : 1, sizeof(*rev));
+        rev = m->u.heartbeat.n <= LOCAL_ITEMS ? rev_local : calloc(m->u.heartbeat.n, sizeof(*rev));
         if (rev == NULL)
             rc = s3s__err_set(&eb, S3S_ENOMEM, "out of memory");
         else
@@ -369,8 +370,10 @@ static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__b
         error_reply(c, m->seq, rc, eb.msg, reply);
     else
         encode_or_error(c, &rm, reply);
-    free(res);
-    free(rev);
+    if (res != res_local)
+        free(res);
+    if (rev != rev_local)
+        free(rev);
     return wait;
 }
 

@@ -133,10 +133,8 @@ static void fail_journal(s3s_coord *c, const s3s__errbuf *eb)
 /* One request, handled on nng's thread. */
 static void handle(s3s_coord *c, srv_ctx *x)
 {
-    pthread_mutex_lock(&c->mu);
-    bool stop = c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (stop) { /* not handled: the peer resends to the next coordinator */
+    /* Stopping: not handled, the peer resends to the next coordinator. */
+    if (__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE)) {
         nng_msg_free(x->req);
         x->req = NULL;
         return;
@@ -399,7 +397,7 @@ void s3s_coord_stop(s3s_coord *c)
         return;
     if (c->running) {
         pthread_mutex_lock(&c->mu);
-        c->stopping = true;
+        __atomic_store_n(&c->stopping, true, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thr, NULL);
