@@ -1,16 +1,21 @@
 /* coord_bench.c: one in-process coordinator (journal on, fdatasync on the real
- * disk) hammered over tcp:// loopback by simulated ranks: threads, each with
- * an nng req context (64 per socket) driven by its aio callback, looping
- * lease -> progress(done) on a Dynamic channel.
+ * disk) hammered over tcp:// loopback by simulated ranks in a child process
+ * (this program with --client): nng req contexts (64 per socket) driven by
+ * their aio callbacks.
  *
- *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY]
+ *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY] [RANKS,RANKS,...] [mixed|heartbeat|both]
  *
  * DIR (default: a fresh folder under the current directory) holds the state
- * dirs; SECONDS (default 3) per row, 0 skips the rows. Rows at 16, 256 and 1,024 ranks print
- * requests/s, p50/p99 latency of one request, journal commits (fdatasyncs) per
- * second and requests per commit (the group-commit batch). Then the memory
- * row: the RSS a coordinator adds for an epoch of SHARDS_FOR_MEMORY shards
- * (default 10,000,000), per shard. */
+ * dirs; SECONDS (default 3) per row, 0 skips the rows; RANKS default
+ * 16,256,1024. Workloads: "mixed" loops lease -> progress(done) (every
+ * progress waits for an fdatasync), "heartbeat" leases once and then loops
+ * heartbeats (nothing waits for the disk). Each row prints requests/s, p50/p99
+ * latency of all requests and per type, journal fdatasyncs per second,
+ * requests per fdatasync (the group-commit batch), the fdatasync latency
+ * measured in the same window, and the CPU of the coordinator process and of
+ * the ranks' process (percent of one core). Then the memory row: the RSS a
+ * coordinator adds for an epoch of SHARDS_FOR_MEMORY shards (default
+ * 10,000,000), per shard. */
 #include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
 #include "s3shard/dataset.h"
@@ -25,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,12 +42,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static long rss_kb(void)
@@ -106,16 +108,29 @@ static int make_state(const char *dir, const char *name, size_t n, char *job, si
 
 /* One simulated rank: an nng req context driven by its aio callback
  * (hello, then lease -> progress(done) in a loop), so a thousand ranks cost a
- * few sockets and nng's own threads, not a thousand blocked threads. */
+ * few sockets and nng's own threads, not a thousand blocked threads.
+ *
+ * The ranks run in a child process (this program again, `--client`), so the
+ * CPU of the coordinator and of the simulated ranks is measured apart. The
+ * req sockets' resend timer is off: nng 1.5 keeps one sorted timer list per
+ * process and inserts each request's resend timer by walking it, which with a
+ * thousand ranks in one process cost a quarter of the client's CPU (perf); a
+ * real rank is its own process with one timer. Nothing is lost on loopback. */
+typedef struct sample {
+    float t1; /* completion, seconds since the child started */
+    float lat; /* seconds */
+    uint8_t type; /* request type */
+} sample;
+
 typedef struct sim {
     nng_ctx ctx;
     nng_aio *aio;
-    uint64_t wid, seq;
+    uint64_t wid, seq, tok;
     uint32_t rank, world;
     int phase; /* 0 sending, 1 receiving */
     int last; /* type of the last request */
     double t0;
-    double *lat;
+    sample *lat;
     size_t nlat, cap;
     volatile int *stop;
     int err, idle;
@@ -125,6 +140,8 @@ typedef struct sim {
 static const s3s__proto_cfg g_cfg = {.max_msg = S3S_PROTO_MAX_MSG_DEFAULT};
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_idle;
+static double g_start;
+static int g_heartbeat; /* the no-fsync workload: one lease, then heartbeats */
 
 static void sim_send(sim *x, s3s__msg *m)
 {
@@ -153,6 +170,14 @@ static void sim_lease(sim *x)
     sim_send(x, &m);
 }
 
+static void sim_idle(sim *x)
+{
+    pthread_mutex_lock(&g_mu);
+    x->idle = 1;
+    g_idle++;
+    pthread_mutex_unlock(&g_mu);
+}
+
 static void sim_cb(void *p)
 {
     sim *x = p;
@@ -160,10 +185,7 @@ static void sim_cb(void *p)
         if (x->phase == 0)
             nng_msg_free(nng_aio_get_msg(x->aio));
         x->err = 1;
-        pthread_mutex_lock(&g_mu);
-        x->idle = 1;
-        g_idle++;
-        pthread_mutex_unlock(&g_mu);
+        sim_idle(x);
         return;
     }
     if (x->phase == 0) {
@@ -178,18 +200,28 @@ static void sim_cb(void *p)
     nng_msg_free(nm);
     if (rc != 0 || r.type == S3S_MSG_ERROR)
         x->err = 1;
-    if (x->last != S3S_MSG_HELLO && x->nlat < x->cap)
-        x->lat[x->nlat++] = t1 - x->t0;
+    if (x->nlat < x->cap) {
+        sample *sm = &x->lat[x->nlat++];
+        sm->t1 = (float)(t1 - g_start);
+        sm->lat = (float)(t1 - x->t0);
+        sm->type = (uint8_t)x->last;
+    }
     if (*x->stop || rc != 0) {
         if (rc == 0)
             s3s__msg_fini(&r);
-        pthread_mutex_lock(&g_mu);
-        x->idle = 1;
-        g_idle++;
-        pthread_mutex_unlock(&g_mu);
+        sim_idle(x);
         return;
     }
-    if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
+    if (g_heartbeat &&
+        (x->last == S3S_MSG_HEARTBEAT || (r.type == S3S_MSG_GRANT && r.u.grant.n > 0))) {
+        if (r.type == S3S_MSG_GRANT)
+            x->tok = r.u.grant.grants[0].token;
+        s3s__msg m;
+        s3s__msg_init(&m, S3S_MSG_HEARTBEAT, 0, 0);
+        m.u.heartbeat.n = 1;
+        m.u.heartbeat.tokens = &x->tok;
+        sim_send(x, &m);
+    } else if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
         s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
                             r.u.grant.grants[0].end, true};
         s3s__msg m;
@@ -218,7 +250,124 @@ static void sim_hello(sim *x)
     sim_send(x, &m);
 }
 
-static int row(const char *dir, uint32_t ranks, double secs, const char *job, const char *state)
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double pct(const float *v, size_t n, double q)
+{
+    return n ? (double)v[(size_t)((double)(n - 1) * q)] * 1e3 : 0;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The child: RANKS simulated ranks against URL; after a second of warm-up
+ * prints "go", measures SECS, prints "done" and the numbers of the window. */
+static int client_main(const char *url, uint32_t ranks, double secs, int heartbeat)
+{
+    g_heartbeat = heartbeat;
+    g_start = now();
+    volatile int stop = 0;
+    uint32_t nsock = (ranks + 63) / 64;
+    nng_socket *socks = calloc(nsock, sizeof(*socks));
+    sim *sims = calloc(ranks, sizeof(*sims));
+    size_t cap = 4000000 / ranks + 1000;
+    for (uint32_t i = 0; i < nsock; i++) {
+        if (nng_req0_open(&socks[i]) != 0)
+            return 1;
+        nng_socket_set_ms(socks[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        if (nng_dial(socks[i], url, NULL, 0) != 0)
+            return 1;
+    }
+    for (uint32_t i = 0; i < ranks; i++) {
+        sim *x = &sims[i];
+        x->wid = 0x1000u + i;
+        x->rank = i;
+        x->world = ranks;
+        x->stop = &stop;
+        x->cap = cap;
+        x->lat = calloc(cap, sizeof(sample));
+        s3s__buf_init(&x->buf, 1 << 20);
+        nng_aio_alloc(&x->aio, sim_cb, x);
+        nng_ctx_open(&x->ctx, socks[i % nsock]);
+        sim_hello(x);
+    }
+    usleep(1000000); /* connections, hellos, warm-up */
+    printf("go\n");
+    fflush(stdout);
+    double w0 = now() - g_start, c0 = cpu_s();
+    usleep((useconds_t)(secs * 1e6));
+    double w1 = now() - g_start, c1 = cpu_s();
+    printf("done\n");
+    fflush(stdout);
+    stop = 1;
+    for (int w = 0; w < 3000; w++) {
+        pthread_mutex_lock(&g_mu);
+        int idle = g_idle;
+        pthread_mutex_unlock(&g_mu);
+        if (idle == (int)ranks)
+            break;
+        usleep(10000);
+    }
+    int bad = 0;
+    size_t total = 0;
+    for (uint32_t i = 0; i < ranks; i++) {
+        nng_aio_stop(sims[i].aio);
+        bad |= sims[i].err;
+        total += sims[i].nlat;
+    }
+    float *all = malloc((total + 1) * sizeof(float)), *lease = malloc((total + 1) * sizeof(float)),
+          *prog = malloc((total + 1) * sizeof(float));
+    size_t na = 0, nl = 0, np = 0;
+    for (uint32_t i = 0; i < ranks; i++) {
+        for (size_t k = 0; k < sims[i].nlat; k++) {
+            const sample *sm = &sims[i].lat[k];
+            if (sm->t1 < w0 || sm->t1 > w1 || sm->type == S3S_MSG_HELLO)
+                continue;
+            all[na++] = sm->lat;
+            if (sm->type == S3S_MSG_LEASE)
+                lease[nl++] = sm->lat;
+            else
+                prog[np++] = sm->lat;
+        }
+        free(sims[i].lat);
+        nng_aio_free(sims[i].aio);
+        nng_ctx_close(sims[i].ctx);
+        s3s__buf_fini(&sims[i].buf);
+    }
+    for (uint32_t i = 0; i < nsock; i++)
+        nng_close(socks[i]);
+    free(socks);
+    free(sims);
+    qsort(all, na, sizeof(float), cmp_float);
+    qsort(lease, nl, sizeof(float), cmp_float);
+    qsort(prog, np, sizeof(float), cmp_float);
+    printf("%.0f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %d\n", (double)na / (w1 - w0),
+           pct(all, na, 0.5), pct(all, na, 0.99), pct(lease, nl, 0.5), pct(lease, nl, 0.99),
+           pct(prog, np, 0.5), pct(prog, np, 0.99), (c1 - c0) / (w1 - w0), bad);
+    fflush(stdout);
+    free(all);
+    free(lease);
+    free(prog);
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int row(const char *self, uint32_t ranks, double secs, const char *job, const char *state,
+               int heartbeat)
 {
     char url[64];
     int port = 20000 + (int)(getpid() % 20000) + (int)ranks;
@@ -237,83 +386,92 @@ static int row(const char *dir, uint32_t ranks, double secs, const char *job, co
         s3s_coord_destroy(c);
         return -1;
     }
-    (void)dir;
-    volatile int stop = 0;
-    uint32_t nsock = (ranks + 63) / 64;
-    nng_socket *socks = calloc(nsock, sizeof(*socks));
-    sim *sims = calloc(ranks, sizeof(*sims));
-    size_t cap = 2000000 / ranks + 1000;
-    for (uint32_t i = 0; i < nsock; i++) {
-        nng_req0_open(&socks[i]);
-        nng_dial(socks[i], url, NULL, 0);
+    s3s__journal *jr = s3s__coord_core(c)->journal;
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    char nr[16], ns[32];
+    snprintf(nr, sizeof(nr), "%u", ranks);
+    snprintf(ns, sizeof(ns), "%.3f", secs);
+    char *args[] = {(char *)self, "--client", url, nr, ns, heartbeat ? "1" : "0", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, pfd[0]);
+    pid_t pid;
+    extern char **environ;
+    int sr = posix_spawn(&pid, self, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    if (sr != 0) {
+        close(pfd[0]);
+        s3s_coord_destroy(c);
+        return -1;
     }
-    g_idle = 0;
-    for (uint32_t i = 0; i < ranks; i++) {
-        sim *x = &sims[i];
-        x->wid = 0x1000u + i;
-        x->rank = i;
-        x->world = ranks;
-        x->stop = &stop;
-        x->cap = cap;
-        x->lat = calloc(cap, sizeof(double));
-        s3s__buf_init(&x->buf, 1 << 20);
-        nng_aio_alloc(&x->aio, sim_cb, x);
-        nng_ctx_open(&x->ctx, socks[i % nsock]);
-        sim_hello(x);
-    }
-    sleep(1); /* connections and hellos */
+    FILE *in = fdopen(pfd[0], "r");
+    char line[512];
     s3s_coord_status s0, s1;
-    s3s_coord_status_get(c, &s0);
-    double t0 = now();
-    usleep((useconds_t)(secs * 1e6));
-    s3s_coord_status_get(c, &s1);
-    double el = now() - t0;
-    stop = 1;
-    for (int w = 0; w < 3000; w++) {
-        pthread_mutex_lock(&g_mu);
-        int idle = g_idle;
-        pthread_mutex_unlock(&g_mu);
-        if (idle == (int)ranks)
-            break;
-        usleep(10000);
+    memset(&s0, 0, sizeof(s0));
+    memset(&s1, 0, sizeof(s1));
+    double t0 = 0, t1 = 0, cpu0 = 0, cpu1 = 0;
+    uint64_t sync0 = 0;
+    size_t nsync = 0;
+    uint32_t *syncs = calloc(S3S__JOURNAL_SYNC_RING, sizeof(uint32_t));
+    double r_req = 0, a50 = 0, a99 = 0, l50 = 0, l99 = 0, p50 = 0, p99 = 0, ccpu = 0;
+    int bad = 1, got = 0;
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strcmp(line, "go\n") == 0) {
+            s3s_coord_status_get(c, &s0);
+            sync0 = s3s__journal_sync_times(jr, UINT64_MAX, syncs, 0, &nsync);
+            cpu0 = cpu_s();
+            t0 = now();
+        } else if (strcmp(line, "done\n") == 0) {
+            s3s_coord_status_get(c, &s1);
+            cpu1 = cpu_s();
+            t1 = now();
+            s3s__journal_sync_times(jr, sync0, syncs, S3S__JOURNAL_SYNC_RING, &nsync);
+        } else if (sscanf(line, "%lf %lf %lf %lf %lf %lf %lf %lf %d", &r_req, &a50, &a99, &l50,
+                          &l99, &p50, &p99, &ccpu, &bad) == 9) {
+            got = 1;
+        }
     }
-    int bad = 0;
-    size_t total = 0;
-    for (uint32_t i = 0; i < ranks; i++) {
-        nng_aio_stop(sims[i].aio);
-        bad |= sims[i].err;
-        total += sims[i].nlat;
+    fclose(in);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    double el = t1 - t0;
+    if (!got || el <= 0) {
+        fprintf(stderr, "coord_bench: the client failed (status %d)\n", status);
+        free(syncs);
+        s3s_coord_destroy(c);
+        return -1;
     }
-    double *all = malloc((total ? total : 1) * sizeof(double));
-    size_t k = 0;
-    for (uint32_t i = 0; i < ranks; i++) {
-        memcpy(all + k, sims[i].lat, sims[i].nlat * sizeof(double));
-        k += sims[i].nlat;
-        free(sims[i].lat);
-        nng_aio_free(sims[i].aio);
-        nng_ctx_close(sims[i].ctx);
-        s3s__buf_fini(&sims[i].buf);
-    }
-    for (uint32_t i = 0; i < nsock; i++)
-        nng_close(socks[i]);
-    free(socks);
-    free(sims);
-    qsort(all, total, sizeof(double), cmp_double);
+    qsort(syncs, nsync, sizeof(uint32_t), cmp_u32);
     double req = (double)(s1.requests - s0.requests) / el;
     double commits = (double)(s1.journal_commits - s0.journal_commits) / el;
-    printf("%6u ranks  %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.0f commits/s  %6.1f req/commit  "
-           "epoch %llu%s\n",
-           ranks, req, total ? all[total / 2] * 1e3 : 0, total ? all[total * 99 / 100] * 1e3 : 0,
-           commits, commits > 0 ? req / commits : 0, (unsigned long long)s1.epoch,
-           bad ? "  (errors)" : "");
+    printf("%-9s %5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f ms | lease p50 %6.2f p99 %6.2f | "
+           "%s p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync p50 %5.2f "
+           "p99 %5.2f ms | CPU coordinator %3.0f%% (%4.1f us/req) ranks %3.0f%% of one core%s\n",
+           heartbeat ? "heartbeat" : "lease+prg", ranks, req, a50, a99, l50, l99,
+           heartbeat ? "heartbeat" : "progress ", p50, p99, commits,
+           commits > 0 ? req / commits : 0, nsync ? syncs[nsync / 2] / 1e3 : 0,
+           nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0, 100 * (cpu1 - cpu0) / el,
+           req > 0 ? 1e6 * (cpu1 - cpu0) / el / req : 0, 100 * ccpu, bad ? "  (errors)" : "");
+    (void)r_req;
     fflush(stdout);
-    free(all);
+    free(syncs);
     s3s_coord_destroy(c);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 6 && strcmp(argv[1], "--client") == 0)
+        return client_main(argv[2], (uint32_t)atoi(argv[3]), atof(argv[4]), atoi(argv[5]));
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl <= 0)
+        return 1;
+    self[sl] = 0;
     char dir[4096];
     if (argc > 1) {
         snprintf(dir, sizeof(dir), "%s", argv[1]);
@@ -324,17 +482,37 @@ int main(int argc, char **argv)
     }
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     size_t mem_shards = argc > 3 ? (size_t)atoll(argv[3]) : 10000000u;
-    printf("coord_bench: lease + progress(done) per rank in a loop, tcp loopback, journal "
-           "fdatasync in %s, %.1f s per row\n",
-           dir, secs);
-    uint32_t ranks[] = {16, 256, 1024};
-    for (size_t i = 0; secs > 0 && i < 3; i++) {
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    printf("coord_bench: simulated ranks over tcp loopback, journal fdatasync in %s, %.1f s per "
+           "row, load average %.1f %.1f %.1f\n",
+           dir, secs, load[0], load[1], load[2]);
+    uint32_t ranks[16] = {16, 256, 1024};
+    size_t nranks = 3;
+    if (argc > 4) { /* RANKS: a comma-separated list */
+        nranks = 0;
+        for (char *t = strtok(argv[4], ","); t != NULL && nranks < 16; t = strtok(NULL, ","))
+            ranks[nranks++] = (uint32_t)atoi(t);
+    }
+    /* WORKLOAD: "mixed" (lease -> progress(done), every progress waits for
+     * the disk), "heartbeat" (one lease, then heartbeats: nothing waits for
+     * the disk) or "both" (default). */
+    const char *wl = argc > 5 ? argv[5] : "both";
+    int workload_mixed = strcmp(wl, "heartbeat") != 0, workload_hb = strcmp(wl, "mixed") != 0;
+    for (size_t i = 0; secs > 0 && i < nranks; i++) {
         char job[4200], state[4200], name[32];
         snprintf(name, sizeof(name), "r%u", ranks[i]);
-        if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
-            return 1;
-        if (row(dir, ranks[i], secs, job, state) != 0)
-            return 1;
+        for (int hb = 0; hb < 2; hb++) {
+            if (hb == 1 && !workload_hb)
+                break;
+            if (hb == 0 && !workload_mixed)
+                continue;
+            snprintf(name, sizeof(name), "r%u%s", ranks[i], hb ? "hb" : "");
+            if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
+                return 1;
+            if (row(self, ranks[i], secs, job, state, hb) != 0)
+                return 1;
+        }
     }
     if (mem_shards > 0) {
         char job[4200], state[4200];

@@ -174,6 +174,37 @@ static void on_event(void *ctx, const s3s__sched_event *ev)
     track(ch, ev, p, n);
 }
 
+/* ---- token reservations ------------------------------------------------ */
+
+static size_t reserve_pack(uint8_t *d, uint32_t chan, uint64_t mark)
+{
+    d[0] = (uint8_t)chan;
+    return 1 + put_varint(d + 1, mark);
+}
+
+int s3s__coord_token_granted(s3s__coord *c, s3s__coord_chan *ch, uint64_t tok)
+{
+    uint64_t next = ch->sched->next_token;
+    if (next + S3S__COORD_TOKEN_BLOCK / 2 > ch->tok_reserved && c->jrc == 0) {
+        uint8_t d[16];
+        uint64_t mark = next + S3S__COORD_TOKEN_BLOCK;
+        int rc = journal_opaque(c, S3S__CJ_TOKEN_RESERVE, d, reserve_pack(d, ch->index, mark));
+        if (rc != 0)
+            c->jrc = rc;
+        else {
+            ch->tok_reserved = mark;
+            ch->tok_reserved_lsn = c->lsn;
+        }
+    }
+    if (tok < ch->tok_safe)
+        return 0;
+    if (tok < ch->tok_reserved && s3s__journal_durable(c->journal) >= ch->tok_reserved_lsn) {
+        ch->tok_safe = ch->tok_reserved;
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- epochs ------------------------------------------------------------- */
 
 static int chan_order(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3s__sched_order *ord,
@@ -416,6 +447,21 @@ static int replay_one(void *arg, const s3s__jrec *r, uint64_t off)
             s->next_token = t;
         return 0;
     }
+    if (r->subtype == S3S__CJ_TOKEN_RESERVE) {
+        if (r->data_len < 2 || r->data[0] >= c->nchan)
+            return s3s__err_set(eb, S3S_EPARSE, "journal: bad token reservation at offset %llu",
+                                (unsigned long long)off);
+        uint64_t t = 0;
+        for (uint32_t i = 1, sh = 0; i < r->data_len && sh < 64; i++, sh += 7) {
+            t |= (uint64_t)(r->data[i] & 0x7f) << sh;
+            if (!(r->data[i] & 0x80))
+                break;
+        }
+        s3s__coord_chan *ch = &c->chans[r->data[0]];
+        if (t > ch->tok_reserved)
+            ch->tok_reserved = t; /* applied once the replay is over */
+        return 0;
+    }
     if (r->subtype != S3S__CJ_EVENT)
         return 0;
     uint32_t chan;
@@ -489,6 +535,16 @@ static int compact(s3s__coord *c, s3s__errbuf *eb)
         rc = compact_frames(jc, &c->chans[i].base, eb);
         if (rc == 0)
             rc = compact_frames(jc, &c->chans[i].log, eb);
+        if (rc == 0 && c->chans[i].tok_reserved != 0) { /* tokens handed out stay reserved */
+            uint8_t d[16];
+            s3s__jrec t = {0};
+            t.type = S3S_JREC_OPAQUE;
+            t.time_ms = r.time_ms;
+            t.subtype = S3S__CJ_TOKEN_RESERVE;
+            t.data = d;
+            t.data_len = (uint32_t)reserve_pack(d, i, c->chans[i].tok_reserved);
+            rc = s3s__journal_compact_add(jc, &t, eb);
+        }
     }
     if (rc != 0) {
         s3s__journal_compact_abort(jc);
@@ -801,6 +857,14 @@ int s3s__coord_open(s3s__coord **out, const s3s_coord_opts *opts, s3s__errbuf *e
         uint64_t now = s3s__now_ms();
         for (uint32_t i = 0; i < c->nchan; i++)
             if (c->chans[i].sched != NULL) {
+                /* Grants answered before their records were durable may
+                 * have used tokens up to the last reservation: resume there,
+                 * so no token is ever handed out twice. */
+                s3s__coord_chan *ch = &c->chans[i];
+                if (ch->sched->next_token < ch->tok_reserved)
+                    ch->sched->next_token = ch->tok_reserved;
+                ch->tok_safe = ch->tok_reserved;
+                ch->tok_reserved_lsn = 0;
                 s3s__sched_recover(c->chans[i].sched, now);
                 c->chans[i].epoch_start_ms = now;
             }

@@ -12,7 +12,10 @@
  *   request repeating that seq gets the same bytes and changes nothing; an
  *   older seq is refused. Read-only requests (status) are not cached.
  * - Wire tokens are (scheduler token << 5) | channel index, so a token names
- *   its channel (at most 20 channels).
+ *   its channel (at most 20 channels). Tokens only grow, across restarts too:
+ *   a grant is answered before its record is durable only when its token lies
+ *   below a durable reservation record (S3S__CJ_TOKEN_RESERVE, a block ahead),
+ *   and a restart resumes the scheduler's next token at the last reservation.
  * - Per channel, `base` + `log` rebuild the channel's scheduler: base holds
  *   the token floor and the workers registered at the last epoch begin, log
  *   every event since (starting with that EPOCH_BEGIN). Compaction writes them.
@@ -49,9 +52,10 @@ void s3s__coord_close(s3s__coord *c);
 /* s3s__coord_handle answers one request (bytes as received) into reply
  * (reset first). Always produces a reply (an error message for a refused
  * request). Returns 1 when the reply acknowledges state (progress, drain, bye,
- * hello, or a resend of any reply): send it only once the records appended so
- * far are durable (s3s__coord_commit or s3s__coord_wait); 0 when it may go out
- * at once (grants, heartbeats, status, errors). */
+ * hello, a resend of any reply, or a grant whose token is not below a durable
+ * reservation yet): send it only once the records appended so far are durable
+ * (s3s__coord_commit or s3s__coord_wait); 0 when it may go out at once (other
+ * grants, heartbeats, status, errors). */
 int s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_ms, s3s__buf *reply);
 
 /* s3s__coord_commit makes every journal record appended so far durable,
@@ -71,6 +75,9 @@ int s3s__coord_wait(s3s__coord *c, uint64_t lsn, s3s__errbuf *eb);
 
 /* s3s__coord_tick expires leases of silent workers (called when idle). */
 void s3s__coord_tick(s3s__coord *c, uint64_t now_ms);
+
+/* The core of a public handle (for benchmarks and tests in this tree). */
+s3s__coord *s3s__coord_core(s3s_coord *c);
 
 /* Accessors for the transport and the public API. */
 const s3s__proto_cfg *s3s__coord_proto(const s3s__coord *c);

@@ -11,6 +11,7 @@
 
 #define PEERS_MAX (1u << 20)
 #define GRANTS_MAX 64
+#define LOCAL_ITEMS 16
 
 /* ---- the reply cache: open addressing by worker id ---------------------- */
 
@@ -183,7 +184,7 @@ static int do_hello(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__m
 }
 
 static int do_lease(s3s__coord *c, const s3s__msg *m, s3s__msg *rm, s3s__msg_lease_grant *lg,
-                    s3s__errbuf *eb)
+                    int *wait, s3s__errbuf *eb)
 {
     s3s__coord_chan *ch = s3s__coord_chan_find(c, m->u.lease.channel);
     if (ch == NULL || ch->sched == NULL)
@@ -197,6 +198,11 @@ static int do_lease(s3s__coord *c, const s3s__msg *m, s3s__msg *rm, s3s__msg_lea
         return s3s__err_set(eb, rc, "lease refused: %s",
                             rc == S3S_ENOTFOUND ? "unknown or departed worker: say hello again"
                                                 : s3s_strerror(rc));
+    uint64_t maxtok = 0;
+    for (size_t i = 0; i < r.ngrants; i++)
+        maxtok = g[i].token > maxtok ? g[i].token : maxtok;
+    if (r.ngrants > 0)
+        *wait = s3s__coord_token_granted(c, ch, maxtok);
     s3s__coord_advance(c);
     s3s__msg_init(rm, S3S_MSG_GRANT, 0, m->seq);
     s3s__msg_grant *gr = &rm->u.grant;
@@ -308,25 +314,28 @@ static void leave_all(s3s__coord *c, s3s__coord_peer *p, uint64_t wid, bool bye)
     s3s__coord_advance(c);
 }
 
-static void dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__buf *reply)
+/* Returns 1 when a grant's reply must wait for the journal (its token is not
+ * below a durable reservation yet). */
+static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__buf *reply)
 {
+    int wait = 0;
     s3s__msg rm;
     s3s__errbuf eb;
     eb.msg[0] = 0;
     int rc = 0;
     s3s__msg_lease_grant lg[GRANTS_MAX];
-    s3s__msg_prog_result *res = NULL;
-    uint64_t *rev = NULL;
+    s3s__msg_prog_result *res = NULL, res_local[LOCAL_ITEMS]; /* no malloc for a few items */
+    uint64_t *rev = NULL, rev_local[LOCAL_ITEMS];
     switch (m->type) {
     case S3S_MSG_HELLO:
         rc = do_hello(c, p, m, &rm, &eb);
         break;
     case S3S_MSG_LEASE:
-        rc = do_lease(c, m, &rm, lg, &eb);
+        rc = do_lease(c, m, &rm, lg, &wait, &eb);
         break;
     case S3S_MSG_PROGRESS:
     case S3S_MSG_DRAIN:
-        res = calloc(m->u.progress.n ? m->u.progress.n : 1, sizeof(*res));
+        res = m->u.progress.n <= LOCAL_ITEMS ? res_local : calloc(m->u.progress.n, sizeof(*res));
         if (res == NULL) {
             rc = s3s__err_set(&eb, S3S_ENOMEM, "out of memory");
             break;
@@ -344,7 +353,7 @@ static void dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__
         }
         break;
     case S3S_MSG_HEARTBEAT:
-        rev = calloc(m->u.heartbeat.n ? m->u.heartbeat.n : 1, sizeof(*rev));
+        rev = m->u.heartbeat.n <= LOCAL_ITEMS ? rev_local : calloc(m->u.heartbeat.n, sizeof(*rev));
         if (rev == NULL)
             rc = s3s__err_set(&eb, S3S_ENOMEM, "out of memory");
         else
@@ -361,8 +370,11 @@ static void dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__
         error_reply(c, m->seq, rc, eb.msg, reply);
     else
         encode_or_error(c, &rm, reply);
-    free(res);
-    free(rev);
+    if (res != res_local)
+        free(res);
+    if (rev != rev_local)
+        free(rev);
+    return wait;
 }
 
 static void count_refusal(s3s__coord *c, int rc)
@@ -434,12 +446,14 @@ int s3s__coord_handle(s3s__coord *c, const void *req, size_t len, uint64_t now_m
         s3s__msg_fini(&m);
         return 0;
     }
-    dispatch(c, p, &m, reply);
+    int grant_wait = dispatch(c, p, &m, reply);
     /* Progress, drain, bye and hello acknowledge state: their replies wait
-     * until it is durable. A grant need not: progress under it is only
-     * acknowledged after its own record, which follows the grant's. */
+     * until it is durable. A grant need not (docs/journal.md, "What waits for
+     * the disk"): progress under it is only acknowledged after its own record,
+     * which follows the grant's, and its token lies below a durable
+     * reservation, so a restart never hands the same token out again. */
     int wait = m.type == S3S_MSG_PROGRESS || m.type == S3S_MSG_DRAIN || m.type == S3S_MSG_BYE ||
-        m.type == S3S_MSG_HELLO;
+        m.type == S3S_MSG_HELLO || grant_wait;
     if (reply->len > p->reply_cap) { /* the cached reply's buffer is reused */
         char *nb = realloc(p->reply, reply->len);
         if (nb != NULL) {

@@ -19,8 +19,14 @@
 enum {
     S3S__CJ_EVENT = 1, /* one scheduler event: channel + varint fields */
     S3S__CJ_CONFIG = 2, /* world size */
-    S3S__CJ_TOKEN_FLOOR = 3 /* channel, next token (first record of a compacted channel) */
+    S3S__CJ_TOKEN_FLOOR = 3, /* channel, next token (first record of a compacted channel) */
+    S3S__CJ_TOKEN_RESERVE = 4 /* channel, token mark: no token below it was ever handed out
+                                 unjournaled; a restart resumes at the mark */
 };
+
+/* Tokens are reserved in blocks: a grant may be answered before its record is
+ * durable only when its token lies below a durable reservation. */
+#define S3S__COORD_TOKEN_BLOCK 65536u
 
 typedef struct s3s__coord_chan {
     struct s3s__coord *coord;
@@ -38,6 +44,9 @@ typedef struct s3s__coord_chan {
     bool compact_due; /* an epoch began since the last compaction */
     bool ledger_saved; /* the finished epoch's ledger file is written */
     uint64_t epoch_start_ms;
+    uint64_t tok_reserved; /* highest reservation mark appended (or replayed) */
+    uint64_t tok_reserved_lsn; /* its record's lsn */
+    uint64_t tok_safe; /* a mark known durable: tokens below it may be answered at once */
     s3s__buf base; /* packed records: token floor, JOINs at the last epoch begin */
     s3s__buf log; /* packed events since the last epoch begin */
 } s3s__coord_chan;
@@ -92,6 +101,11 @@ struct s3s__coord {
 int s3s__coord_chan_begin(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3s__errbuf *eb);
 void s3s__coord_advance(s3s__coord *c);
 s3s__coord_chan *s3s__coord_chan_find(s3s__coord *c, const char *name);
+/* s3s__coord_token_granted is called after grants up to token tok (a
+ * scheduler token): keeps a reservation a half block ahead of the scheduler's
+ * next token and returns 1 when the grant's reply must wait for the journal
+ * (tok is not below a durable reservation yet), 0 when it may go out now. */
+int s3s__coord_token_granted(s3s__coord *c, s3s__coord_chan *ch, uint64_t tok);
 int s3s__coord_set_world(s3s__coord *c, uint32_t world, s3s__errbuf *eb);
 
 /* s3s__coord_read_file reads a whole file (for snapshots served to workers,

@@ -1,14 +1,19 @@
 /* coord_server.c: the public s3s_coord_* API and the nng transport (the only
  * coordinator file that includes nng).
  *
- * rep0 with `contexts` nng contexts: each context receives one request; its
- * callback queues it; the server thread takes every queued request at once,
- * handles them (appending journal records), and hands the batch to the
- * committer thread, which waits until the batch's last record is durable and
- * only then sends its replies, while the server thread already handles the
- * next batch: one fdatasync covers every request that arrived meanwhile. Oversized messages: nng
- * drops a message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one between max_msg and
- * that is decoded, refused with an error and counted. */
+ * rep0 with `contexts` nng contexts. Each context's receive callback handles
+ * its request at once (under core_mu, on nng's thread: microseconds, no
+ * hand-off to another thread): a reply that needs nothing durable (grant,
+ * heartbeat, status, error) is sent from there. A reply that acknowledges
+ * state (progress, drain, bye, hello, resends) is parked with the journal LSN
+ * of its records; the journal thread takes every parked reply, makes the
+ * highest of their LSNs durable with one pwrite + fdatasync (everything
+ * appended meanwhile rides along), and sends them: one fdatasync serves every
+ * request that arrived during the previous one, and no request waits behind
+ * another's fdatasync except for the one in flight. A third thread ticks
+ * (lease expiry) and uploads the mirror. Oversized messages: nng drops a
+ * message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one
+ * between max_msg and that is decoded, refused with an error and counted. */
 #include "common/util/log.h"
 #include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
@@ -43,29 +48,23 @@ struct s3s_coord {
     nng_tls_config *tls;
     srv_ctx *ctxs;
     uint32_t nctx;
-    pthread_t thr;
+    pthread_t thr; /* ticks and the mirror */
     bool running;
-    pthread_mutex_t mu; /* queue, stopping */
-    pthread_cond_t cv;
-    uint32_t *queue;
-    uint32_t nqueue;
-    bool stopping;
-    bool fatal;
+    pthread_mutex_t mu; /* parked, stopping, cstop */
+    pthread_cond_t cv; /* the ticker sleeps on it */
+    pthread_cond_t jcv; /* the journal thread sleeps on it */
+    bool stopping; /* requests received from now on are dropped (peers resend) */
+    bool fatal; /* under core_mu: a commit failed, nothing more is acknowledged */
     char err[1024];
-    /* handled batches waiting for their journal lsn to be durable */
+    /* replies waiting for their journal lsn to be durable: each context at
+     * most once, so nctx entries each */
     pthread_t cthr;
     bool cthr_running;
-    struct batch *bhead, *btail;
     bool cstop;
+    uint32_t *parked, *taken;
+    uint64_t *parked_lsn;
+    uint32_t nparked;
 };
-
-/* A handled batch: its replies go out once lsn is durable. */
-typedef struct batch {
-    struct batch *next;
-    uint64_t lsn;
-    uint32_t n;
-    uint32_t idx[];
-} batch;
 
 void s3s_coord_opts_init(s3s_coord_opts *o)
 {
@@ -94,13 +93,73 @@ int s3s_coord_create(s3s_coord **out, const s3s_coord_opts *opts, char *errmsg, 
     pthread_mutex_init(&c->core_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->jcv, NULL);
     *out = c;
     return 0;
+}
+
+s3s__coord *s3s__coord_core(s3s_coord *c)
+{
+    return c->core;
 }
 
 const char *s3s_coord_errmsg(const s3s_coord *c)
 {
     return c ? c->err : "";
+}
+
+static void send_reply(s3s_coord *c, srv_ctx *x);
+
+/* Parks x's reply until lsn is durable (the journal thread sends it). */
+static void park(s3s_coord *c, srv_ctx *x, uint64_t lsn)
+{
+    pthread_mutex_lock(&c->mu);
+    uint32_t i = c->nparked++;
+    c->parked[i] = (uint32_t)(x - c->ctxs);
+    c->parked_lsn[i] = lsn;
+    if (i == 0)
+        pthread_cond_signal(&c->jcv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void fail_journal(s3s_coord *c, const s3s__errbuf *eb)
+{
+    c->fatal = true;
+    snprintf(c->err, sizeof(c->err), "journal failed, nothing more is acknowledged: %.900s",
+             eb->msg);
+    S3S_LOGE("coordinator: %s", c->err);
+}
+
+/* One request, handled on nng's thread. */
+static void handle(s3s_coord *c, srv_ctx *x)
+{
+    /* Stopping: not handled, the peer resends to the next coordinator. */
+    if (__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE)) {
+        nng_msg_free(x->req);
+        x->req = NULL;
+        return;
+    }
+    pthread_mutex_lock(&c->core_mu);
+    int w = s3s__coord_handle(c->core, nng_msg_body(x->req), nng_msg_len(x->req), s3s__now_ms(),
+                              &x->reply);
+    nng_msg_free(x->req);
+    x->req = NULL;
+    if (s3s__coord_compact_due(c->core) && !c->fatal) { /* epoch boundary: commit here */
+        s3s__errbuf eb;
+        if (s3s__coord_commit(c->core, &eb) != 0)
+            fail_journal(c, &eb);
+    }
+    uint64_t lsn = s3s__coord_lsn(c->core);
+    bool fatal = c->fatal;
+    pthread_mutex_unlock(&c->core_mu);
+    if (!w) {
+        send_reply(c, x);
+    } else if (fatal) { /* never acknowledge what may not be durable */
+        x->state = X_RECV;
+        nng_ctx_recv(x->ctx, x->aio);
+    } else {
+        park(c, x, lsn);
+    }
 }
 
 static void ctx_cb(void *arg)
@@ -116,10 +175,7 @@ static void ctx_cb(void *arg)
             return;
         }
         x->req = nng_aio_get_msg(x->aio);
-        pthread_mutex_lock(&c->mu);
-        c->queue[c->nqueue++] = (uint32_t)(x - c->ctxs);
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
+        handle(c, x);
         return;
     }
     if (r != 0)
@@ -133,48 +189,51 @@ static void ctx_cb(void *arg)
 static void send_reply(s3s_coord *c, srv_ctx *x)
 {
     nng_msg *m = NULL;
-    if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, x->reply.data, x->reply.len) != 0) {
-        if (m != NULL)
-            nng_msg_free(m);
+    (void)c;
+    if (nng_msg_alloc(&m, x->reply.len) != 0) {
         x->state = X_RECV; /* the peer's REQ resends; we answer then */
         nng_ctx_recv(x->ctx, x->aio);
         return;
     }
-    (void)c;
+    memcpy(nng_msg_body(m), x->reply.data, x->reply.len);
     x->state = X_SEND;
     nng_aio_set_msg(x->aio, m);
     nng_ctx_send(x->ctx, x->aio);
 }
 
-/* The committer: waits until each batch's records are durable (concurrent
- * with the server thread handling the next batch: the journal group-commits),
- * then sends its replies, in batch order. */
+/* The journal thread: takes every parked reply, makes the highest of their
+ * LSNs durable (one write + fdatasync for everything appended so far), then
+ * sends them. Requests handled meanwhile park for the next round. */
 static void *committer(void *arg)
 {
     s3s_coord *c = arg;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        while (c->bhead == NULL && !c->cstop)
-            pthread_cond_wait(&c->cv, &c->mu);
-        batch *b = c->bhead;
-        if (b == NULL) {
+        while (c->nparked == 0 && !c->cstop)
+            pthread_cond_wait(&c->jcv, &c->mu);
+        uint32_t n = c->nparked;
+        if (n == 0) {
             pthread_mutex_unlock(&c->mu);
             break;
         }
-        c->bhead = b->next;
-        if (c->bhead == NULL)
-            c->btail = NULL;
+        uint64_t lsn = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            c->taken[i] = c->parked[i];
+            if (c->parked_lsn[i] > lsn)
+                lsn = c->parked_lsn[i];
+        }
+        c->nparked = 0;
         pthread_mutex_unlock(&c->mu);
         s3s__errbuf eb;
-        int rc = c->fatal ? S3S_EIO : s3s__coord_wait(c->core, b->lsn, &eb);
-        if (rc != 0 && !c->fatal) {
-            c->fatal = true;
-            snprintf(c->err, sizeof(c->err), "journal failed, nothing more is acknowledged: %.900s",
-                     eb.msg);
-            S3S_LOGE("coordinator: %s", c->err);
+        int rc = s3s__coord_wait(c->core, lsn, &eb);
+        if (rc != 0) {
+            pthread_mutex_lock(&c->core_mu);
+            if (!c->fatal)
+                fail_journal(c, &eb);
+            pthread_mutex_unlock(&c->core_mu);
         }
-        for (uint32_t i = 0; i < b->n; i++) {
-            srv_ctx *x = &c->ctxs[b->idx[i]];
+        for (uint32_t i = 0; i < n; i++) {
+            srv_ctx *x = &c->ctxs[c->taken[i]];
             if (rc != 0) { /* never acknowledge what is not durable */
                 x->state = X_RECV;
                 nng_ctx_recv(x->ctx, x->aio);
@@ -182,101 +241,46 @@ static void *committer(void *arg)
                 send_reply(c, x);
             }
         }
-        free(b);
     }
     return NULL;
 }
 
+/* The ticker: expires leases of silent workers and uploads the mirror. */
 static void *serve(void *arg)
 {
     s3s_coord *c = arg;
-    uint32_t *take = calloc(c->nctx, sizeof(*take));
-    uint32_t *now_list = calloc(c->nctx, sizeof(*now_list));
-    if (now_list == NULL) {
-        free(take);
-        take = NULL;
-    }
-    uint64_t last_tick = s3s__now_ms(), last_mirror = last_tick;
+    uint64_t last_mirror = s3s__now_ms();
     uint32_t interval = c->core->o.mirror_interval_ms ? c->core->o.mirror_interval_ms : 5000;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        if (c->nqueue == 0 && !c->stopping) {
+        if (!c->stopping) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
+            ts.tv_nsec += 250 * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
             }
             pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         }
-        uint32_t n = take != NULL ? c->nqueue : 0;
-        if (n > 0)
-            memcpy(take, c->queue, n * sizeof(*take));
-        c->nqueue = 0;
         bool stop = c->stopping;
         pthread_mutex_unlock(&c->mu);
         uint64_t now = s3s__now_ms();
         pthread_mutex_lock(&c->core_mu);
-        uint32_t nwait = 0, nnow = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            srv_ctx *x = &c->ctxs[take[i]];
-            int w = s3s__coord_handle(c->core, nng_msg_body(x->req), nng_msg_len(x->req), now,
-                                      &x->reply);
-            nng_msg_free(x->req);
-            x->req = NULL;
-            if (w)
-                take[nwait++] = take[i];
-            else
-                now_list[nnow++] = take[i];
-        }
-        n = nwait;
-        if (now - last_tick >= 250) {
-            s3s__coord_tick(c->core, now);
-            last_tick = now;
-        }
-        if (s3s__coord_compact_due(c->core) || stop) { /* epoch boundary: commit here */
+        s3s__coord_tick(c->core, now);
+        if ((s3s__coord_compact_due(c->core) || stop) && !c->fatal) {
             s3s__errbuf eb;
-            if (!c->fatal && s3s__coord_commit(c->core, &eb) != 0) {
-                c->fatal = true;
-                snprintf(c->err, sizeof(c->err),
-                         "journal failed, nothing more is acknowledged: %.900s", eb.msg);
-                S3S_LOGE("coordinator: %s", c->err);
-            }
+            if (s3s__coord_commit(c->core, &eb) != 0)
+                fail_journal(c, &eb);
         }
-        uint64_t lsn = s3s__coord_lsn(c->core);
         if (now - last_mirror >= interval) {
             s3s__coord_mirror_flush(c->core, NULL);
             last_mirror = now;
         }
         pthread_mutex_unlock(&c->core_mu);
-        for (uint32_t i = 0; i < nnow; i++) /* nothing to make durable first */
-            send_reply(c, &c->ctxs[now_list[i]]);
-        batch *b = n > 0 ? malloc(sizeof(*b) + n * sizeof(uint32_t)) : NULL;
-        if (b != NULL) {
-            b->next = NULL;
-            b->lsn = lsn;
-            b->n = n;
-            memcpy(b->idx, take, n * sizeof(uint32_t));
-            pthread_mutex_lock(&c->mu);
-            if (c->btail != NULL)
-                c->btail->next = b;
-            else
-                c->bhead = b;
-            c->btail = b;
-            pthread_cond_broadcast(&c->cv);
-            pthread_mutex_unlock(&c->mu);
-        } else {
-            for (uint32_t i = 0; i < n; i++) { /* no memory: the peers resend */
-                c->ctxs[take[i]].state = X_RECV;
-                nng_ctx_recv(c->ctxs[take[i]].ctx, c->ctxs[take[i]].aio);
-            }
-        }
         if (stop)
             break;
     }
-    free(take);
-    free(now_list);
     return NULL;
 }
 
@@ -359,8 +363,10 @@ int s3s_coord_start(s3s_coord *c)
         return fail(c, S3S_ENETWORK, "cannot listen on %s: %s", url, nrv);
     c->nctx = c->core->o.contexts ? c->core->o.contexts : 256;
     c->ctxs = calloc(c->nctx, sizeof(*c->ctxs));
-    c->queue = calloc(c->nctx, sizeof(*c->queue));
-    if (c->ctxs == NULL || c->queue == NULL)
+    c->parked = calloc(c->nctx, sizeof(*c->parked));
+    c->taken = calloc(c->nctx, sizeof(*c->taken));
+    c->parked_lsn = calloc(c->nctx, sizeof(*c->parked_lsn));
+    if (c->ctxs == NULL || c->parked == NULL || c->taken == NULL || c->parked_lsn == NULL)
         return S3S_ENOMEM;
     for (uint32_t i = 0; i < c->nctx; i++) {
         srv_ctx *x = &c->ctxs[i];
@@ -391,7 +397,7 @@ void s3s_coord_stop(s3s_coord *c)
         return;
     if (c->running) {
         pthread_mutex_lock(&c->mu);
-        c->stopping = true;
+        __atomic_store_n(&c->stopping, true, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thr, NULL);
@@ -400,7 +406,7 @@ void s3s_coord_stop(s3s_coord *c)
     if (c->cthr_running) { /* the last batches' replies go out once durable */
         pthread_mutex_lock(&c->mu);
         c->cstop = true;
-        pthread_cond_broadcast(&c->cv);
+        pthread_cond_broadcast(&c->jcv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->cthr, NULL);
         c->cthr_running = false;
@@ -421,9 +427,12 @@ void s3s_coord_stop(s3s_coord *c)
     }
     free(c->ctxs);
     c->ctxs = NULL;
-    free(c->queue);
-    c->queue = NULL;
-    c->nqueue = 0;
+    free(c->parked);
+    free(c->taken);
+    free(c->parked_lsn);
+    c->parked = c->taken = NULL;
+    c->parked_lsn = NULL;
+    c->nparked = 0;
     if (c->sock_open)
         nng_close(c->sock);
     c->sock_open = false;
@@ -446,6 +455,7 @@ void s3s_coord_destroy(s3s_coord *c)
     pthread_mutex_destroy(&c->core_mu);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->jcv);
     free(c);
 }
 

@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PENDING_DEFAULT (64u << 20)
@@ -45,6 +46,7 @@ struct s3s__journal {
     char fail_msg[256];
     s3s__buf pending, inflight;
     s3s__journal_stats st;
+    uint32_t sync_us[S3S__JOURNAL_SYNC_RING]; /* the last fdatasync durations, by st.syncs */
 };
 
 struct s3s__jcompact {
@@ -536,13 +538,20 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
         pthread_mutex_unlock(&j->mu);
         int err = 0;
         char msg[200] = "";
+        struct timespec t0, t1;
+        t0.tv_sec = t1.tv_sec = 0;
+        t0.tv_nsec = t1.tv_nsec = 0;
         if (write_all(j->fd, data, n, off) != 0) {
             err = errno;
             snprintf(msg, sizeof msg, "write of %zu bytes at offset %llu: %s", n,
                      (unsigned long long)off, strerror(err));
-        } else if (fdatasync(j->fd) != 0) {
-            err = errno;
-            snprintf(msg, sizeof msg, "fdatasync: %s", strerror(err));
+        } else {
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            if (fdatasync(j->fd) != 0) {
+                err = errno;
+                snprintf(msg, sizeof msg, "fdatasync: %s", strerror(err));
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
         }
         if (err == 0 && j->mirror != NULL)
             j->mirror(j->mirror_arg, j->generation, off, data, n);
@@ -553,6 +562,11 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
         } else {
             j->end += n;
             j->lsn_durable = target;
+            int64_t us =
+                (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+            j->sync_us[j->st.syncs % S3S__JOURNAL_SYNC_RING] = us < 0 ? 0
+                : us > (int64_t)UINT32_MAX                            ? UINT32_MAX
+                                                                      : (uint32_t)us;
             j->st.commits++;
             j->st.syncs++;
             j->st.bytes += n;
@@ -564,6 +578,14 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
     }
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+uint64_t s3s__journal_durable(s3s__journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t lsn = j->lsn_durable;
+    pthread_mutex_unlock(&j->mu);
+    return lsn;
 }
 
 int s3s__journal_commit(s3s__journal *j, s3s__errbuf *eb)
@@ -586,6 +608,24 @@ void s3s__journal_stats_get(s3s__journal *j, s3s__journal_stats *out)
     pthread_mutex_lock(&j->mu);
     *out = j->st;
     pthread_mutex_unlock(&j->mu);
+}
+
+uint64_t s3s__journal_sync_times(s3s__journal *j, uint64_t since, uint32_t *out, size_t cap,
+                                 size_t *n)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t end = j->st.syncs;
+    uint64_t from = since;
+    if (end - from > S3S__JOURNAL_SYNC_RING || from > end)
+        from = end > S3S__JOURNAL_SYNC_RING ? end - S3S__JOURNAL_SYNC_RING : 0;
+    if (end - from > cap)
+        from = end - cap;
+    size_t k = 0;
+    for (uint64_t i = from; i < end; i++)
+        out[k++] = j->sync_us[i % S3S__JOURNAL_SYNC_RING];
+    pthread_mutex_unlock(&j->mu);
+    *n = k;
+    return end;
 }
 
 /* ---- compaction ---- */

@@ -114,6 +114,9 @@ int s3s__journal_append(s3s__journal *j, const s3s__jrec *r, uint64_t *out_lsn, 
  * syncing the pending batch itself when no other thread is doing so. */
 int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb);
 
+/* s3s__journal_durable: the LSN up to which everything is durable now. */
+uint64_t s3s__journal_durable(s3s__journal *j);
+
 /* s3s__journal_commit makes everything appended so far durable. */
 int s3s__journal_commit(s3s__journal *j, s3s__errbuf *eb);
 
@@ -126,6 +129,15 @@ typedef struct s3s__journal_stats {
     uint64_t records, commits, syncs, bytes, generation, file_size;
 } s3s__journal_stats;
 void s3s__journal_stats_get(s3s__journal *j, s3s__journal_stats *out);
+
+/* s3s__journal_sync_times copies the durations (microseconds) of the
+ * fdatasyncs numbered since .. now (stats.syncs counts them; only the last
+ * S3S__JOURNAL_SYNC_RING are kept, and at most cap) into out, sets *n, and
+ * returns the current count: a benchmark reads the disk's sync latency in the
+ * same run. */
+#define S3S__JOURNAL_SYNC_RING 4096
+uint64_t s3s__journal_sync_times(s3s__journal *j, uint64_t since, uint32_t *out, size_t cap,
+                                 size_t *n);
 
 /* Compaction: write the current state as a record set into journal.tmp, then
  * switch to it atomically. begin fails with S3S_EBUSY while records are

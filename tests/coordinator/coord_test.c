@@ -189,6 +189,123 @@ static void test_resend_is_not_applied_twice(void **state)
     s3s__coord_close(c);
 }
 
+/* Hands m to the coordinator WITHOUT committing (what a reply sent at once
+ * looks like to a worker), returns what s3s__coord_handle said about waiting. */
+static int call_nocommit(s3s__coord *c, s3s__msg *m, s3s__msg *reply)
+{
+    s3s__proto_cfg cfg = {.max_msg = 0};
+    s3s__buf req, raw;
+    s3s__buf_init(&req, 1 << 24);
+    s3s__buf_init(&raw, 1 << 24);
+    assert_int_equal(s3s__msg_encode(&req, m, &cfg, NULL), 0);
+    int w = s3s__coord_handle(c, req.data, req.len, 1000, &raw);
+    assert_int_equal(s3s__msg_decode(reply, raw.data, raw.len, &cfg, NULL), 0);
+    s3s__buf_fini(&req);
+    s3s__buf_fini(&raw);
+    return w;
+}
+
+static uint64_t lease_nocommit(s3s__coord *c, uint64_t wid, uint64_t seq, int *wait)
+{
+    s3s__msg m, r;
+    s3s__msg_init(&m, S3S_MSG_LEASE, wid, seq);
+    snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+    m.u.lease.max_shards = 1;
+    *wait = call_nocommit(c, &m, &r);
+    assert_int_equal(r.type, S3S_MSG_GRANT);
+    assert_int_equal(r.u.grant.n, 1);
+    uint64_t tok = r.u.grant.grants[0].token;
+    s3s__msg_fini(&r);
+    return tok;
+}
+
+/* A grant answered at once (before its record is durable), then a crash
+ * (close without commit = SIGKILL before the group commit): the restarted
+ * coordinator never hands out that token again, nor any lower one; the first
+ * grant of a run waits for its reservation, later ones do not. */
+static void test_grant_before_flush_token_never_reissued(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, NULL);
+    hello(c, 7, 1, 0, NULL);
+    int wait = 0;
+    uint64_t t1 = lease_nocommit(c, 7, 2, &wait);
+    assert_int_equal(wait, 1); /* no durable reservation yet */
+    assert_int_equal(s3s__coord_commit(c, NULL), 0);
+    uint64_t t2 = lease_nocommit(c, 7, 3, &wait);
+    assert_int_equal(wait, 0); /* below the durable reservation: answered at once */
+    assert_true(t2 > t1);
+    s3s__coord_close(c); /* crash: t2's grant record was never written */
+
+    c = open_coord(f, NULL);
+    hello(c, 7, 4, 0, NULL);
+    uint64_t t3 = lease_nocommit(c, 7, 5, &wait);
+    assert_true(t3 > t2);
+    assert_int_equal(wait, 1); /* the restart resumed at the mark: a new one is due */
+    assert_int_equal(s3s__coord_commit(c, NULL), 0);
+    uint64_t t4 = lease_nocommit(c, 7, 6, &wait);
+    assert_int_equal(wait, 0);
+    assert_true(t4 > t3);
+    s3s__coord_close(c);
+
+    /* and again: a second crash after answered grants */
+    c = open_coord(f, NULL);
+    hello(c, 7, 7, 0, NULL);
+    uint64_t t5 = lease_nocommit(c, 7, 8, &wait);
+    assert_true(t5 > t4);
+    s3s__coord_close(c);
+}
+
+/* The reservation survives compaction: finish epoch 1 (the journal is
+ * rewritten at the boundary), answer a grant of epoch 2 without flushing,
+ * crash: the restart hands out a higher token. */
+static void test_token_reservation_survives_compaction(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, NULL);
+    hello(c, 7, 1, 0, NULL);
+    uint64_t seq = 2, last = 0;
+    s3s_coord_status st;
+    s3s__coord_status_get(c, &st);
+    for (int k = 0; k < 100 && st.epoch == 0; k++) {
+        s3s__msg m, r;
+        s3s__buf raw;
+        s3s__buf_init(&raw, 1 << 24);
+        s3s__msg_init(&m, S3S_MSG_LEASE, 7, seq++);
+        snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+        m.u.lease.max_shards = 1;
+        call(c, &m, NULL, &r, &raw);
+        assert_int_equal(r.type, S3S_MSG_GRANT);
+        if (r.u.grant.n == 1) {
+            last = r.u.grant.grants[0].token;
+            s3s__msg p, pr;
+            s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
+                                r.u.grant.grants[0].end, true};
+            s3s__msg_init(&p, S3S_MSG_PROGRESS, 7, seq++);
+            p.u.progress.n = 1;
+            p.u.progress.items = &it;
+            call(c, &p, NULL, &pr, &raw);
+            assert_int_equal(pr.u.ack.items[0].result, 0);
+            s3s__msg_fini(&pr);
+        }
+        s3s__msg_fini(&r);
+        s3s__buf_fini(&raw);
+        s3s__coord_status_get(c, &st);
+    }
+    assert_int_equal(st.epoch, 1); /* compacted at the boundary */
+    int wait = 0;
+    uint64_t t = lease_nocommit(c, 7, seq++, &wait);
+    assert_true(t > last);
+    assert_int_equal(wait, 0);
+    s3s__coord_close(c);
+
+    c = open_coord(f, NULL);
+    hello(c, 7, seq++, 0, NULL);
+    uint64_t t2 = lease_nocommit(c, 7, seq++, &wait);
+    assert_true(t2 > t);
+    s3s__coord_close(c);
+}
+
 static void test_bad_messages_are_refused_and_counted(void **state)
 {
     fx *f = *state;
@@ -326,6 +443,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resend_is_not_applied_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grant_before_flush_token_never_reissued, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_token_reservation_survives_compaction, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_messages_are_refused_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_of_another_job_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_survives_oversized, setup, teardown),

@@ -798,6 +798,41 @@ static void test_group_commit_threads(void **state)
     free(dir);
 }
 
+/* The durable LSN follows commits, and every fdatasync's duration is kept
+ * (what coord_bench reports as the disk's latency in the same run). */
+static void test_durable_lsn_and_sync_times(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("journal");
+    s3s__journal_opts o = opts_for(dir);
+    s3s__journal *j;
+    s3s__errbuf eb;
+    assert_int_equal(s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb), 0);
+    uint64_t d0 = s3s__journal_durable(j);
+    uint32_t t[8];
+    size_t n = 99;
+    uint64_t c0 = s3s__journal_sync_times(j, UINT64_MAX, t, 0, &n);
+    assert_int_equal(n, 0);
+    uint64_t lsn = 0;
+    for (int k = 0; k < 3; k++) {
+        s3s__jrec r;
+        sample(&r, 3);
+        assert_int_equal(s3s__journal_append(j, &r, &lsn, &eb), 0);
+        assert_true(s3s__journal_durable(j) < lsn); /* appended, not durable */
+        assert_int_equal(s3s__journal_commit(j, &eb), 0);
+        assert_true(s3s__journal_durable(j) >= lsn);
+    }
+    assert_true(lsn > d0);
+    uint64_t c1 = s3s__journal_sync_times(j, c0, t, 8, &n);
+    assert_int_equal(c1 - c0, 3);
+    assert_int_equal(n, 3);
+    assert_int_equal(s3s__journal_sync_times(j, c0, t, 2, &n), c1); /* capped: the last 2 */
+    assert_int_equal(n, 2);
+    s3s__journal_close(j);
+    s3s_test_rmtree(dir);
+    free(dir);
+}
+
 /* A failed write (here: past RLIMIT_FSIZE, a real EFBIG from the kernel)
  * makes the journal refuse everything after, and a restart replays only what
  * was durable. */
@@ -857,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_mirror_hook),
         cmocka_unit_test(test_group_commit_threads),
         cmocka_unit_test(test_write_failure_is_sticky),
+        cmocka_unit_test(test_durable_lsn_and_sync_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
