@@ -15,7 +15,8 @@
  * once it is on its disk); the item that completes the range sends done.
  *
  * Release (an item closed before its end, or dropped from the lookahead)
- * puts the item back at the front of its lease, resuming at its last commit:
+ * puts the item back in its lease (handed out again before the lease's later
+ * items not yet handed out), resuming at its last commit:
  * the coordinator would grant exactly that tail again, and ours is still
  * live (every message renews all of a worker's leases, so a released lease
  * would never expire while we run). A drain gives every lease back at its
@@ -692,5 +693,16 @@ int s3s__source_coord_connect(s3s__source *base, struct s3s__cache *cache, uint3
         return rc;
     *rank = s3s__cc_welcome(s->cc)->rank;
     *world = s3s__cc_welcome(s->cc)->world_size;
+    s->world = *world;
     return 0;
+}
+
+const s3s_snapshot *s3s__source_coord_snapshot(s3s__source *base)
+{
+    return ((coord_src *)base)->snap;
+}
+
+uint32_t s3s__source_coord_world(s3s__source *base)
+{
+    return ((coord_src *)base)->world;
 }

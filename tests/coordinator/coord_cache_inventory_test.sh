@@ -82,8 +82,10 @@ ch = st["channels"][0]
 total_gets = sum(v.get("GET", 0) for k, v in json.load(open(os.path.join(t, "fp.json")))["keys"].items())
 own = 0
 n = 0
+nheld = []
 for k in (0, 1):
     held = set(l.strip() for l in open(os.path.join(t, "held%d" % k)))
+    nheld.append(len(held))
     keys = set(l.split("\t")[1] for l in open(os.path.join(t, "lines2.%d" % k)) if l.startswith("1\t"))
     mine = len(keys & held)
     print("rank %d: holds %d objects, read %d in epoch 1, %d of them its own" % (k, len(held), len(keys), mine))
@@ -92,9 +94,12 @@ for k in (0, 1):
     err = open(os.path.join(t, "consume2.%d.err" % k)).read()
     assert "cached shards" in err, err[-500:]
 assert n == 40, n
-# without the inventory about half would be the other rank's
-assert own >= 34, ("cached shards not granted to their holder", own, n)
-assert ch["cache_hits"] >= 30, ch
+# Without the inventory about half (20, sd ~3) would be the other rank's. With
+# it, only the imbalance of the holdings (the rank holding less runs out of its
+# own and takes the other's) and a few shards at the end go elsewhere.
+want = max(28, 40 - abs(nheld[0] - nheld[1]) - 4)
+assert own >= want, ("cached shards not granted to their holder", own, want, nheld)
+assert ch["cache_hits"] >= want - 4, ch
 assert total_gets <= 40 - own + 2, (total_gets, own)
 print("epoch 1: %d of %d objects read by the rank that held them, %d cache-preferred grants, %d GETs" % (own, n, ch["cache_hits"], total_gets))
 PY
