@@ -44,7 +44,7 @@ typedef struct s3s_reader s3s_reader;
 
 /* s3s_worker_opts: options for s3s_worker_create. s3s_worker_opts_init sets
  * the defaults written beside each field. Pointers are borrowed for the call
- * only, except job and snapshot, which must outlive the worker. */
+ * only, except job, snapshot and cancel, which must outlive the worker. */
 typedef struct s3s_worker_opts {
     /* --- what to read: the static plan ----------------------------------- */
     const s3s_job *job; /* a parsed job spec; with channel, gives the source,
