@@ -157,7 +157,36 @@ typedef struct job {
     s3s__errbuf eb;
     uint64_t files, bytes, total_bytes, total_files;
     unsigned seq;
+    /* with a coordinator: files already complete are checked as leased */
+    int coord;
+    const side_ent *have;
+    size_t nhave;
+    uint64_t skipped_files, skipped_bytes;
 } job;
+
+static int is_complete(const char *path, const s3s__item_desc *d, const char *rel,
+                       const side_ent *side, size_t nside);
+
+/* already_there: with a coordinator, a leased file complete on disk (a
+ * restart) is committed as done without a download. */
+static int already_there(job *j, s3s_item *it)
+{
+    const char *rel = it->d.key + j->plen;
+    char *path = NULL;
+    if (!j->coord || strlen(it->d.key) < j->plen ||
+        s3s__keypath_join(&path, j->dir, rel, strlen(rel), NULL) != 0)
+        return 0;
+    int done = is_complete(path, &it->d, rel, j->have, j->nhave);
+    free(path);
+    if (done && s3s_item_commit(it, it->d.size) == 0) {
+        pthread_mutex_lock(&j->mu);
+        j->skipped_files++;
+        j->skipped_bytes += it->d.size;
+        pthread_mutex_unlock(&j->mu);
+        return 1;
+    }
+    return 0;
+}
 
 static int mkdir_parents(char *path)
 {
@@ -264,8 +293,12 @@ static void *job_main(void *arg)
     job *j = arg;
     char *buf = malloc(COPY_CHUNK);
     s3s_item *it;
-    int rc;
+    int rc = 0;
     while (buf != NULL && (rc = s3s_worker_next(j->w, &it)) == 0) {
+        if (already_there(j, it)) {
+            s3s_item_close(it);
+            continue;
+        }
         rc = fetch_one(j, it, buf);
         s3s_item_close(it);
         pthread_mutex_lock(&j->mu);
@@ -278,6 +311,8 @@ static void *job_main(void *arg)
     pthread_mutex_lock(&j->mu);
     if (buf == NULL && j->err == 0)
         j->err = s3s__err_set(&j->eb, S3S_ENOMEM, "out of memory");
+    else if (rc != 0 && rc != S3S_EEOF && j->err == 0) /* a coordinator's failure */
+        j->err = s3s__err_set(&j->eb, rc, "%s", s3s_worker_errmsg(j->w));
     j->running--;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
@@ -419,6 +454,148 @@ static int is_complete(const char *path, const s3s__item_desc *d, const char *re
     return side_match(side, nside, rel, d->etag, d->size);
 }
 
+/* run_jobs runs the download threads over j->w until it has no more items,
+ * reporting progress. Returns 0 or the first error (in eb). */
+static int run_jobs(job *j, const s3s__file_mode_opts *o, const char *chname, double t0,
+                    s3s__errbuf *eb)
+{
+    unsigned jobs = o->jobs ? o->jobs : 16;
+    pthread_t *t = calloc(jobs, sizeof(*t));
+    if (t == NULL)
+        return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    unsigned started = 0;
+    for (; started < jobs; started++) {
+        pthread_mutex_lock(&j->mu);
+        j->running++;
+        pthread_mutex_unlock(&j->mu);
+        if (pthread_create(&t[started], NULL, job_main, j) != 0) {
+            j->running--;
+            break;
+        }
+    }
+    int bar = o->progress == 1 || (o->progress == -1 && isatty(2));
+    double interval = bar ? 0.2 : (o->log_interval_s ? o->log_interval_s : 10);
+    pthread_mutex_lock(&j->mu);
+    while (j->running > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double d = (double)ts.tv_nsec / 1e9 + interval;
+        ts.tv_sec += (time_t)d;
+        ts.tv_nsec = (long)((d - (double)(time_t)d) * 1e9);
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) != 0 && j->running > 0 &&
+            o->progress != 2) {
+            pthread_mutex_unlock(&j->mu);
+            report(j, chname, t0, bar, 0);
+            pthread_mutex_lock(&j->mu);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+    if (o->progress != 2)
+        report(j, chname, t0, bar, 1);
+    if (started == 0 && j->err == 0)
+        j->err = s3s__err_set(&j->eb, S3S_ENOMEM, "cannot start download threads");
+    if (j->err != 0)
+        return s3s__err_set(eb, j->err, "%s", j->eb.msg);
+    return 0;
+}
+
+/* With a coordinator (o->wopts->coordinator) the rank downloads what it
+ * leases, one epoch (File mode downloads once): with Dynamic it keeps leasing
+ * until the coordinator moves past the epoch, so every shard is downloaded by
+ * some rank (a lost rank's tails included) before the commands start. Every
+ * key of the coordinator's snapshot is checked as a path first (the share is
+ * not known in advance). A file complete on disk is committed without a
+ * download. */
+static int materialize_coord(const s3s__file_mode_opts *o, const char *root, const char *chname,
+                             s3s__file_mode_result *res, double t0, s3s__errbuf *eb)
+{
+    s3s_worker_opts wo = *o->wopts;
+    wo.epochs = 1;
+    s3s_worker *w = NULL;
+    s3s_errinfo ei = {0};
+    int rc = s3s_worker_create(&w, &wo, &ei);
+    if (rc != 0)
+        return s3s__err_set(eb, rc, "%s", ei.msg);
+    const s3s_snapshot *snap = s3s__source_coord_snapshot(w->src);
+    size_t plen = s3s__mode_key_prefix(snap), n = s3s_snapshot_count(snap), nrel = 0;
+    char **rels = calloc(n ? n : 1, sizeof(*rels));
+    char *dir = NULL, *sidepath = NULL;
+    side_ent *side = NULL;
+    size_t nside = 0;
+    job j = {0};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    if (rels == NULL) {
+        rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        s3s_entry e;
+        s3s_snapshot_entry(snap, i, &e);
+        if (s3s__keypath_is_folder_marker(e.key, e.key_len, e.size))
+            continue;
+        if (e.key_len < plen || (rels[nrel] = strndup(e.key + plen, e.key_len - plen)) == NULL) {
+            rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+            break;
+        }
+        s3s__errbuf kb = {{0}};
+        if (s3s__keypath_check(rels[nrel], strlen(rels[nrel]), &kb) != 0)
+            rc = s3s__err_set(eb, S3S_EUNSAFEKEY, "channel %s: refusing key \"%.*s\": %s", chname,
+                              (int)e.key_len, e.key, kb.msg);
+        nrel++;
+    }
+    if (rc == 0)
+        rc = s3s__keypath_check_set((const char *const *)rels, nrel, eb);
+    size_t dl = strlen(root) + strlen(chname) + 32;
+    if (rc == 0 && ((dir = malloc(dl)) == NULL || (sidepath = malloc(dl + 16)) == NULL))
+        rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+    if (rc != 0)
+        goto out;
+    snprintf(dir, dl, "%s/%s", root, chname);
+    snprintf(sidepath, dl + 16, "%s/.%s.s3shard-etags", root, chname);
+    if (mkdir_parents(dir) != 0 || (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+        rc = s3s__err_set(eb, S3S_EIO, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    side = side_load(sidepath, &nside);
+    j.side = fopen(sidepath, "a");
+    if (j.side == NULL)
+        S3S_LOGW("%s: %s (restarts will rely on xattrs)", sidepath, strerror(errno));
+    uint32_t world = s3s__source_coord_world(w->src);
+    j.w = w;
+    j.dir = dir;
+    j.plen = plen;
+    j.coord = 1;
+    j.have = side;
+    j.nhave = nside;
+    j.total_bytes = s3s_snapshot_total_bytes(snap) / (world ? world : 1); /* about */
+    j.total_files = n / (world ? world : 1);
+    rc = run_jobs(&j, o, chname, t0, eb);
+    if (rc == 0 && res != NULL) {
+        res->files = j.files;
+        res->bytes = j.bytes;
+        res->skipped_files = j.skipped_files;
+        res->skipped_bytes = j.skipped_bytes;
+        res->seconds = now_s() - t0;
+    }
+out:
+    s3s_worker_destroy(w); /* bye: what is still leased goes back */
+    if (j.side)
+        fclose(j.side);
+    for (size_t i = 0; i < nrel; i++)
+        free(rels[i]);
+    free(rels);
+    side_free(side, nside);
+    free(dir);
+    free(sidepath);
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    return rc;
+}
+
 int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_result *res,
                                s3s__errbuf *eb)
 {
@@ -434,6 +611,8 @@ int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_resu
     if (chname == NULL || s3s__keypath_check(chname, strlen(chname), eb) != 0 ||
         strchr(chname, '/') != NULL)
         return s3s__err_set(eb, S3S_EINVAL, "File mode: a plain channel name is needed");
+    if (o->wopts->coordinator != NULL)
+        return materialize_coord(o, root, chname, res, t0, eb);
     s3s__item_desc *items = NULL;
     size_t n = 0, plen = 0, nside = 0, nfetch = 0;
     side_ent *side = NULL;
@@ -509,50 +688,9 @@ int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_resu
         j.plen = plen;
         j.total_bytes = fetch_bytes;
         j.total_files = nfetch;
-        unsigned jobs = o->jobs ? o->jobs : 16;
-        pthread_t *t = calloc(jobs, sizeof(*t));
-        if (t == NULL) {
-            rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
+        rc = run_jobs(&j, o, chname, t0, eb);
+        if (rc != 0)
             goto out;
-        }
-        unsigned started = 0;
-        for (; started < jobs; started++) {
-            pthread_mutex_lock(&j.mu);
-            j.running++;
-            pthread_mutex_unlock(&j.mu);
-            if (pthread_create(&t[started], NULL, job_main, &j) != 0) {
-                j.running--;
-                break;
-            }
-        }
-        int bar = o->progress == 1 || (o->progress == -1 && isatty(2));
-        double interval = bar ? 0.2 : (o->log_interval_s ? o->log_interval_s : 10);
-        pthread_mutex_lock(&j.mu);
-        while (j.running > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            double d = (double)ts.tv_nsec / 1e9 + interval;
-            ts.tv_sec += (time_t)d;
-            ts.tv_nsec = (long)((d - (double)(time_t)d) * 1e9);
-            if (pthread_cond_timedwait(&j.cv, &j.mu, &ts) != 0 && j.running > 0 &&
-                o->progress != 2) {
-                pthread_mutex_unlock(&j.mu);
-                report(&j, chname, t0, bar, 0);
-                pthread_mutex_lock(&j.mu);
-            }
-        }
-        pthread_mutex_unlock(&j.mu);
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(t[i], NULL);
-        free(t);
-        if (o->progress != 2)
-            report(&j, chname, t0, bar, 1);
-        if (started == 0 && j.err == 0)
-            j.err = s3s__err_set(&j.eb, S3S_ENOMEM, "cannot start download threads");
-        if (j.err != 0) {
-            rc = s3s__err_set(eb, j.err, "%s", j.eb.msg);
-            goto out;
-        }
     }
     r.files = j.files;
     r.bytes = j.bytes;

@@ -91,8 +91,25 @@ static int emit(pctx *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* stream_item copies one item's bytes (decompressed, framed) into the FIFO. */
+static int stream_body(pctx *c, s3s_item *it, uint8_t *in, uint8_t *out);
+
+/* stream_item copies one item's bytes (decompressed, framed) into the FIFO.
+ * When it stops early (stop, or the reader left) a plain stream commits the
+ * bytes the FIFO took, so a coordinator grants exactly the rest elsewhere
+ * (framed or compressed objects restart from their beginning). */
 static int stream_item(pctx *c, s3s_item *it, uint8_t *in, uint8_t *out)
+{
+    uint64_t before = c->bytes;
+    int rc = stream_body(c, it, in, out);
+    if (rc != 0 && !c->gzip && !c->record_io && c->bytes > before) {
+        uint64_t at = s3s_item_info_get(it)->offset + (c->bytes - before);
+        if (at < s3s_item_info_get(it)->size)
+            (void)s3s_item_commit(it, at); /* a refusal leaves the old position */
+    }
+    return rc;
+}
+
+static int stream_body(pctx *c, s3s_item *it, uint8_t *in, uint8_t *out)
 {
     s3s_reader *r = s3s_item_reader(it);
     const s3s_item_info *info = s3s_item_info_get(it);
@@ -246,9 +263,21 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
     int rc = s3s_worker_create(&w, wo, &ei);
     if (rc != 0)
         return s3s__err_set(eb, rc, "%s", ei.msg);
+    s3s_item *pending = NULL;
     uint64_t first = wo->first_epoch;
     uint32_t epochs = wo->epochs;
-    if (epochs == 0) {
+    int coord = wo->coordinator != NULL, eof = 0;
+    if (coord) {
+        /* the coordinator's epochs: from the first item's until it says stop */
+        int nr = s3s_worker_next(w, &pending);
+        if (nr == S3S_EEOF)
+            eof = 1;
+        else if (nr != 0)
+            rc = s3s__err_set(eb, nr, "%s", s3s_worker_errmsg(w));
+        else
+            first = s3s_item_info_get(pending)->epoch;
+        epochs = UINT32_MAX;
+    } else if (epochs == 0) {
         uint32_t je = wo->job ? s3s_job_settings_get(wo->job)->epochs : 1;
         epochs = je > first ? (uint32_t)(je - first) : 1;
     }
@@ -259,20 +288,20 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
     uint8_t *in = malloc(CHUNK), *out = malloc(CHUNK);
     size_t pl = strlen(root) + strlen(name) + 32;
     char *path = malloc(pl), *prev = malloc(pl);
-    s3s_item *pending = NULL;
     if (!in || !out || !path || !prev) {
         rc = s3s__err_set(eb, S3S_ENOMEM, "out of memory");
         goto done;
     }
     prev[0] = '\0';
-    rc = make_dirs(root, eb);
-    if (rc == 0) {
+    if (rc == 0)
+        rc = make_dirs(root, eb);
+    if (rc == 0 && !eof) {
         snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)first);
         rc = make_fifo(path, eb);
     }
     if (rc == 0 && o->ready != NULL)
         o->ready(o->ready_ud);
-    for (uint64_t e = first; e < first + epochs && rc == 0; e++) {
+    for (uint64_t e = first; e - first < epochs && rc == 0 && !eof; e++) {
         /* path is this epoch's FIFO, made already (before the previous
          * epoch's reader saw its end of file) */
         if (prev[0] != '\0')
@@ -288,8 +317,10 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
         for (;;) {
             if (pending == NULL) {
                 int nr = s3s_worker_next(w, &pending);
-                if (nr == S3S_EEOF)
+                if (nr == S3S_EEOF) {
+                    eof = coord;
                     break;
+                }
                 if (nr != 0) {
                     rc = s3s__err_set(eb, nr, "%s", s3s_worker_errmsg(w));
                     break;
@@ -299,7 +330,15 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
                 break; /* the next epoch's first item: kept for its FIFO */
             if (!reader_gone) {
                 int sr = stream_item(&c, pending, in, out);
-                if (sr == EPIPE_RC) {
+                if (sr == EPIPE_RC && coord) {
+                    /* the rest of a leased epoch cannot be skipped: what the
+                     * reader took is committed, the leases go back (drain) */
+                    r.early_closes++;
+                    S3S_LOGW("pipe %s: the reader closed before the end; stopping (the rest "
+                             "of the leased shards goes back to the coordinator)",
+                             path);
+                    rc = S3S_EINTERRUPTED;
+                } else if (sr == EPIPE_RC) {
                     reader_gone = 1;
                     r.early_closes++;
                     S3S_LOGW("pipe %s: the reader closed before the end; skipping the rest "
@@ -309,6 +348,11 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
                     rc = sr;
                 } else {
                     r.items++;
+                    /* done only now that the FIFO took every byte (the reader's
+                     * read-ahead may be past what the FIFO took before) */
+                    int cr = s3s_item_commit(pending, s3s_item_info_get(pending)->size);
+                    if (cr != 0)
+                        S3S_LOGW("pipe %s: %s", path, s3s_reader_errmsg(s3s_item_reader(pending)));
                 }
             }
             /* an item not read to the end is released, not done: a
@@ -320,8 +364,9 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
         }
         /* The next epoch's FIFO exists before this one's reader sees end of
          * file, so a script that opens <channel>_<e+1> right after EOF on
-         * <channel>_<e> never races us (SageMaker's contract). */
-        if (rc == 0 && e + 1 < first + epochs) {
+         * <channel>_<e> never races us (SageMaker's contract). With a
+         * coordinator, the next epoch exists when its first item came. */
+        if (rc == 0 && (coord ? pending != NULL : e + 1 - first < epochs)) {
             snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)(e + 1));
             rc = make_fifo(path, eb);
         }
@@ -332,6 +377,8 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
     }
 done:
     s3s_item_close(pending);
+    if (rc == S3S_EINTERRUPTED && w != NULL)
+        (void)s3s_worker_drain(w, "Pipe mode stopped"); /* leases back at their positions */
     {
         /* drop a SIGPIPE still pending before unblocking */
         struct timespec zero = {0, 0};

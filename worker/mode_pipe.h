@@ -18,7 +18,14 @@
  *   that epoch is skipped (its items released) and the next epoch's FIFO is
  *   created as usual.
  * - *stop (may be NULL) set non-zero (e.g. by a SIGTERM handler) stops at the
- *   next chunk: the current item is released at its last commit. */
+ *   next chunk: the current item is released at its last commit.
+ * - An item is committed done once the FIFO took all of it; a plain stream
+ *   stopped early commits the bytes the FIFO took. Give the worker
+ *   auto_commit = 0, so that closing an item whose reader ran ahead of the
+ *   FIFO does not commit it done. With a coordinator (wopts->coordinator) the
+ *   epochs are the leases' (from the first item's until the coordinator
+ *   stops), and a reader that leaves early stops the stream (S3S_EINTERRUPTED):
+ *   the leases go back in a drain. */
 #ifndef S3S_WORKER_MODE_PIPE_H
 #define S3S_WORKER_MODE_PIPE_H
 

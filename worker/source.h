@@ -114,5 +114,9 @@ const s3s_job *s3s__source_coord_job(s3s__source *s);
  * heartbeats. *rank and *world receive the coordinator's answer. */
 int s3s__source_coord_connect(s3s__source *s, struct s3s__cache *cache, uint32_t *rank,
                               uint32_t *world, s3s__errbuf *eb);
+/* The channel's snapshot (owned by the source) and the world size (after
+ * connect). */
+const s3s_snapshot *s3s__source_coord_snapshot(s3s__source *s);
+uint32_t s3s__source_coord_world(s3s__source *s);
 
 #endif

@@ -15,7 +15,8 @@
  * once it is on its disk); the item that completes the range sends done.
  *
  * Release (an item closed before its end, or dropped from the lookahead)
- * puts the item back at the front of its lease, resuming at its last commit:
+ * puts the item back in its lease (handed out again before the lease's later
+ * items not yet handed out), resuming at its last commit:
  * the coordinator would grant exactly that tail again, and ours is still
  * live (every message renews all of a worker's leases, so a released lease
  * would never expire while we run). A drain gives every lease back at its
@@ -36,6 +37,9 @@
 #include "common/proto/msg.h"
 #include "s3shard/error.h"
 #include "worker/cache/cache.h"
+#include "common/crypto/hex.h"
+#include "common/util/log.h"
+#include "worker/coord_inventory.h"
 #include "worker/coordclient.h"
 #include "worker/keypath.h"
 
@@ -82,6 +86,8 @@ typedef struct coord_src {
     s3s_plan *plan;
     const char *bucket;
     /* the hello's inventory (kept for re-hellos) */
+    uint8_t snap_hash[S3S_PROTO_HASH_LEN]; /* what the inventory's shard ids refer to */
+    int has_hash;
     s3s__msg_inv *inv;
     uint32_t n_inv;
     int inv_truncated;
@@ -529,6 +535,10 @@ static int load_dataset(coord_src *s, const char *want_channel, s3s__errbuf *eb)
     if (rc != 0)
         return rc;
     const s3s__pval *job = s3s__pval_get(r.u.status_reply.root, "job");
+    const s3s__pval *sh = s3s__pval_get(r.u.status_reply.root, "snapshot_hash");
+    if (sh != NULL && sh->type == S3S_PV_STR && sh->n == 2 * S3S_PROTO_HASH_LEN &&
+        s3s__hex_decode(sh->v.s, s->snap_hash, S3S_PROTO_HASH_LEN) == 0)
+        s->has_hash = 1;
     const s3s__pval *snaps = s3s__pval_get(r.u.status_reply.root, "snapshots");
     s3s_errinfo ei = {0};
     if (job == NULL || job->type != S3S_PV_STR)
@@ -647,7 +657,6 @@ int s3s__source_coord_connect(s3s__source *base, struct s3s__cache *cache, uint3
                               uint32_t *world, s3s__errbuf *eb)
 {
     coord_src *s = (coord_src *)base;
-    (void)cache; /* the inventory: next slice */
     s3s__cc_opts co;
     s3s__cc_opts_init(&co);
     co.url = s->url;
@@ -663,6 +672,19 @@ int s3s__source_coord_connect(s3s__source *base, struct s3s__cache *cache, uint3
     s->chs[0] = s->channel;
     co.channels = s->chs;
     co.n_channels = 1;
+    if (cache != NULL && s->has_hash) {
+        s3s__errbuf ieb = {{0}};
+        int tr = 0;
+        if (s3s__coord_inventory(cache, s->snap, s->plan, S3S_PROTO_INV_MAX, &s->inv, &s->n_inv,
+                                 &tr, &ieb) != 0)
+            S3S_LOGW("cache inventory: %s; saying hello without it", ieb.msg);
+        s->inv_truncated = tr;
+        co.snapshot_hash = s->snap_hash;
+        co.inv = s->inv;
+        co.n_inv = s->n_inv;
+        co.inv_truncated = tr != 0;
+        S3S_LOGI("hello with %u cached shards%s", s->n_inv, tr ? " (truncated)" : "");
+    }
     co.hb_tokens = hb_tokens;
     co.hb_ack = hb_ack;
     co.hb_arg = s;
@@ -671,5 +693,16 @@ int s3s__source_coord_connect(s3s__source *base, struct s3s__cache *cache, uint3
         return rc;
     *rank = s3s__cc_welcome(s->cc)->rank;
     *world = s3s__cc_welcome(s->cc)->world_size;
+    s->world = *world;
     return 0;
+}
+
+const s3s_snapshot *s3s__source_coord_snapshot(s3s__source *base)
+{
+    return ((coord_src *)base)->snap;
+}
+
+uint32_t s3s__source_coord_world(s3s__source *base)
+{
+    return ((coord_src *)base)->world;
 }

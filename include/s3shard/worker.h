@@ -26,6 +26,7 @@
 #ifndef S3SHARD_WORKER_H
 #define S3SHARD_WORKER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,7 +44,7 @@ typedef struct s3s_reader s3s_reader;
 
 /* s3s_worker_opts: options for s3s_worker_create. s3s_worker_opts_init sets
  * the defaults written beside each field. Pointers are borrowed for the call
- * only, except job and snapshot, which must outlive the worker. */
+ * only, except job, snapshot and cancel, which must outlive the worker. */
 typedef struct s3s_worker_opts {
     /* --- what to read: the static plan ----------------------------------- */
     const s3s_job *job; /* a parsed job spec; with channel, gives the source,
@@ -105,6 +106,9 @@ typedef struct s3s_worker_opts {
                               grants at most its own per-worker limit, 2) */
     uint32_t coord_timeout_ms; /* give up on a coordinator that does not answer a
                                   request for this long; default 60000 */
+    volatile sig_atomic_t *cancel; /* non-NULL: once *cancel is non-zero,
+                                      s3s_worker_next stops waiting for a lease
+                                      and returns S3S_EINTERRUPTED; default NULL */
 } s3s_worker_opts;
 
 /* rank value meaning "not known: let the coordinator assign one". */
@@ -173,7 +177,8 @@ typedef struct s3s_item_info {
  * epochs. Returns 0 and *out, S3S_EEOF when every epoch is handed out (or
  * after s3s_worker_drain), or S3S_ECLOSED after destroy began. With a
  * coordinator it waits for a lease while other ranks hold the last ones of
- * the epoch. Thread-safe: concurrent callers get distinct items. */
+ * the epoch (S3S_EINTERRUPTED when opts.cancel is set meanwhile). Thread-safe: concurrent callers
+ * get distinct items. */
 S3S_API int s3s_worker_next(s3s_worker *w, s3s_item **out);
 
 /* s3s_item_info_get returns the item's description (owned by the item). */

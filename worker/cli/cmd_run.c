@@ -192,7 +192,7 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     const char *job_path = NULL, *coord = NULL, *root_arg = NULL, *rcfg = NULL, *cache_arg = NULL;
     const char *rank_s = NULL, *world_s = NULL, *local_s = NULL, *epoch_s = NULL;
     const char *hosts_s = NULL, *current_s = NULL, *imds = NULL, *drain_s = NULL;
-    const char *spot_int_s = NULL, *conns_s = NULL;
+    const char *spot_int_s = NULL, *conns_s = NULL, *secret_file = NULL, *tls_ca = NULL;
     int is_static = 0, spot = 0, no_cache = 0, cmd_at = -1;
     for (int i = 1; i < argc; i++) {
         int miss = 0;
@@ -207,6 +207,10 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
             coord = v;
         else if (strcmp(argv[i], "--static") == 0)
             is_static = 1;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--secret-file", &miss)))
+            secret_file = v;
+        else if ((v = s3s__cli_optval(argc, argv, &i, "--tls-ca", &miss)))
+            tls_ca = v;
         else if ((v = s3s__cli_optval(argc, argv, &i, "--data-root", &miss)))
             root_arg = v;
         else if ((v = s3s__cli_optval(argc, argv, &i, "--rank", &miss)))
@@ -248,10 +252,8 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
         return s3s__cli_usage_error(CMD, "no command: put it after --");
     if ((coord != NULL) == is_static)
         return s3s__cli_usage_error(CMD, "pass exactly one of --coordinator URL and --static");
-    if (coord != NULL)
-        return s3s__cli_fail(CMD,
-                             "--coordinator: the coordinator client is not in this build yet; "
-                             "use --static (ShardedByS3Key and FullyReplicated channels)");
+    if (coord == NULL && (secret_file != NULL || tls_ca != NULL))
+        return s3s__cli_usage_error(CMD, "--secret-file and --tls-ca go with --coordinator");
     if ((rank_s == NULL) != (world_s == NULL))
         return s3s__cli_usage_error(CMD, "--rank and --world-size go together");
     uint64_t epoch = 0, drain_s_v = 30, spot_int = 5, conns = 0, rank = 0, world = 0, local = 0;
@@ -324,7 +326,11 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
                         .topo = topo,
                         .epoch = epoch,
                         .connections = (unsigned)conns,
-                        .stop_signals = &stops};
+                        .stop_signals = &stops,
+                        .coordinator = coord,
+                        .secret_file = secret_file,
+                        .tls_ca = tls_ca,
+                        .host = hs.current};
     fprintf(stderr, "s3shard run: rank %u of %u (local rank %u, from %s), data root %s\n",
             topo.rank, topo.world_size, topo.local_rank, topo.source, root);
     int mret = s3s__run_channels_start(&chans, &cfg);
@@ -360,7 +366,8 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
         env_set(&env, "SM_INPUT_DATA_DIR", root) || env_set(&env, "S3SHARD_DATA_ROOT", root) ||
         env_set(&env, "S3SHARD_TOPOLOGY", topo.source) ||
         env_set(&env, "S3SHARD_JOB", job_abs ? job_abs : job_path) ||
-        env_set(&env, "S3SHARD_STATIC", "1");
+        env_set(&env, "S3SHARD_STATIC", coord ? "0" : "1") ||
+        (coord && env_set(&env, "S3SHARD_COORDINATOR", coord));
     free(chl);
     free(hl);
     snprintf(num, sizeof num, "%u", topo.rank);

@@ -25,6 +25,10 @@ typedef struct s3s__run_cfg {
     uint64_t epoch; /* first epoch */
     unsigned connections;
     const sigset_t *stop_signals; /* pending ones abort a File download */
+    /* --coordinator: File and Pipe channels take their items from its leases
+     * (FastFile lists the static share; Dynamic FastFile is refused) */
+    const char *coordinator, *secret_file, *tls_ca;
+    const char *host; /* said in hello; NULL: gethostname() */
 } s3s__run_cfg;
 
 typedef struct s3s__run_channels s3s__run_channels;

@@ -89,6 +89,13 @@ static void worker_opts(const s3s__run_cfg *cfg, const chan *c, s3s_worker_opts 
     o->cache_dir = cfg->cache_dir;
     if (cfg->connections)
         o->connections = cfg->connections;
+    if (cfg->coordinator != NULL && c != NULL && c->ch->input_mode != S3S_MODE_FASTFILE) {
+        o->coordinator = cfg->coordinator;
+        o->coord_secret_file = cfg->secret_file;
+        o->coord_tls_ca = cfg->tls_ca;
+        o->local_rank = cfg->topo.local_rank;
+        o->host = cfg->host;
+    }
 }
 
 static int stop_pending(const s3s__run_cfg *cfg)
@@ -139,6 +146,8 @@ static void *pipe_main(void *arg)
     chan *c = pa->c;
     s3s_worker_opts o;
     worker_opts(pa->cfg, c, &o);
+    o.cancel = &c->stop; /* a stop interrupts a wait for a lease */
+    o.auto_commit = 0; /* an item is done when the FIFO took it (mode_pipe.h) */
     s3s__pipe_mode_opts po = {
         .wopts = &o, .root = pa->cfg->data_root, .record_io = -1, .gzip = -1, .stop = &c->stop};
     po.ready = pipe_ready;
@@ -239,6 +248,50 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
 }
 
 static const char *const mode_names[] = {"File", "FastFile", "Pipe"};
+static const char *const dist_names[] = {"FullyReplicated", "ShardedByS3Key", "Dynamic"};
+
+/* start_mode lays channel c out in its input mode. Returns 0 or 1 (printed). */
+static int start_mode(s3s__run_channels *rc, const s3s__run_cfg *cfg, chan *c)
+{
+    int ret = 0;
+    s3s__errbuf eb = {{0}};
+    (void)eb;
+    switch (c->ch->input_mode) {
+    case S3S_MODE_FILE:
+        if (mkdirs(c->path) != 0)
+            ret = s3s__cli_fail(CMD, "%s: %s", c->path, strerror(errno));
+        else
+            ret = file_mode(cfg, c);
+        break;
+    case S3S_MODE_PIPE:
+        if (mkdirs(cfg->data_root) != 0)
+            ret = s3s__cli_fail(CMD, "%s: %s", cfg->data_root, strerror(errno));
+        else
+            ret = pipe_start(&rc->cfg, c);
+        break;
+    case S3S_MODE_FASTFILE:
+#ifdef S3S_HAVE_FUSE
+        if (rc->ffw == NULL) {
+            s3s_worker_opts o;
+            worker_opts(cfg, NULL, &o);
+            if (s3s__objio_worker_create(&rc->ffw, &o, &eb) != 0) {
+                ret = s3s__cli_fail(CMD, "FastFile reader: %s", eb.msg);
+                break;
+            }
+            s3s__objio_worker_io(rc->ffw, &rc->io);
+        }
+        if (s3s__fastfile_mount(&c->ff, c->path, &c->list, &rc->io, &eb) != 0)
+            ret = s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, eb.msg);
+#else
+        ret = s3s__cli_fail(CMD,
+                            "channel %s: FastFile mode needs libfuse3, which this build "
+                            "lacks (use File or Pipe)",
+                            c->ch->name);
+#endif
+        break;
+    }
+    return ret;
+}
 
 int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
 {
@@ -263,6 +316,24 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
         if (asprintf(&c->path, "%s/%s", cfg->data_root, c->ch->name) < 0) {
             c->path = NULL;
             ret = s3s__cli_fail(CMD, "out of memory");
+            break;
+        }
+        if (cfg->coordinator != NULL && c->ch->input_mode != S3S_MODE_FASTFILE) {
+            /* the coordinator's snapshot and leases: nothing to list here */
+            fprintf(stderr, "s3shard run: channel %s (%s, %s): leases from %s for rank %u\n",
+                    c->ch->name, mode_names[c->ch->input_mode], dist_names[c->ch->distribution],
+                    cfg->coordinator, cfg->topo.rank);
+            ret = start_mode(rc, cfg, c);
+            continue;
+        }
+        if (cfg->coordinator != NULL && c->ch->distribution == S3S_DIST_DYNAMIC) {
+            ret = s3s__cli_fail(CMD,
+                                "channel %s: FastFile mode with Dynamic distribution makes no "
+                                "sense: the mount lists the rank's files when it starts, and "
+                                "Dynamic hands shards out while ranks read; use Pipe (streams "
+                                "the leased shards) or File (downloads what the rank leases), or "
+                                "ShardedByS3Key",
+                                c->ch->name);
             break;
         }
         if (s3s__cli_channel_snapshot(cfg->g, CMD, cfg->job, c->ch, NULL, &c->snap) != 0) {
@@ -296,40 +367,7 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
                     " bytes for rank %u of %u\n",
                     c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
                     cfg->topo.rank, cfg->topo.world_size);
-        switch (c->ch->input_mode) {
-        case S3S_MODE_FILE:
-            if (mkdirs(c->path) != 0)
-                ret = s3s__cli_fail(CMD, "%s: %s", c->path, strerror(errno));
-            else
-                ret = file_mode(cfg, c);
-            break;
-        case S3S_MODE_PIPE:
-            if (mkdirs(cfg->data_root) != 0)
-                ret = s3s__cli_fail(CMD, "%s: %s", cfg->data_root, strerror(errno));
-            else
-                ret = pipe_start(&rc->cfg, c);
-            break;
-        case S3S_MODE_FASTFILE:
-#ifdef S3S_HAVE_FUSE
-            if (rc->ffw == NULL) {
-                s3s_worker_opts o;
-                worker_opts(cfg, NULL, &o);
-                if (s3s__objio_worker_create(&rc->ffw, &o, &eb) != 0) {
-                    ret = s3s__cli_fail(CMD, "FastFile reader: %s", eb.msg);
-                    break;
-                }
-                s3s__objio_worker_io(rc->ffw, &rc->io);
-            }
-            if (s3s__fastfile_mount(&c->ff, c->path, &c->list, &rc->io, &eb) != 0)
-                ret = s3s__cli_fail(CMD, "channel %s: %s", c->ch->name, eb.msg);
-#else
-            ret = s3s__cli_fail(CMD,
-                                "channel %s: FastFile mode needs libfuse3, which this build "
-                                "lacks (use File or Pipe)",
-                                c->ch->name);
-#endif
-            break;
-        }
+        ret = start_mode(rc, cfg, c);
         int sig = ret == 0 ? stop_pending(cfg) : 0;
         if (sig != 0) {
             fprintf(stderr, "s3shard run: signal %d while laying out the channels: stopping\n",
