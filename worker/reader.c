@@ -236,6 +236,17 @@ int s3s_reader_seek(s3s_reader *r, int64_t off, int whence, uint64_t *out_pos)
     return 0;
 }
 
+void s3s__reader_prefetch(s3s_reader *r, uint64_t off)
+{
+    s3s__obj *o = r->obj;
+    if (o == NULL || off >= o->size)
+        return;
+    s3s_worker *w = r->w;
+    pthread_mutex_lock(&w->mu);
+    (void)s3s__blk_want_locked(w, o, (uint32_t)(off / o->block_size), 1, 0);
+    pthread_mutex_unlock(&w->mu);
+}
+
 const char *s3s_reader_errmsg(const s3s_reader *r)
 {
     return r ? r->eb.msg : "";
