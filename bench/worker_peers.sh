@@ -11,18 +11,22 @@
 #
 #   bench/worker_peers.sh [--runs 3] [--large-mb 1024] [--small-count 2000]
 #                         [--small-size 40000] [--only "a b c d"] [--no-fastfile]
+#                         [--s3fs-single]
 #
 # Ours: bench/worker_bench (s3s_worker_next + s3s_reader_read, 16 connections,
 # one loader thread) and `s3shard run` with a FastFile channel (a fresh mount per
 # run: no page cache) whose command times `cat` of the files. Peers: s3fs (a fresh
 # mount per run; the listing, which s3fs answers with a HEAD per file, is done
-# before the timing starts), `rclone cat` and `rclone copy --transfers 16` (its
-# own listing included, as a user runs it). Ceiling: curl, one GET for the large
-# object and 8 parallel ranges; `curl -Z --parallel-max 32` for the small ones.
+# before the timing starts; small files are read by 16 `cat`s at once, its faster
+# way, and also by one with --s3fs-single, which is slow: 20-260 obj/s),
+# `rclone cat` and `rclone copy --transfers 16` (its own listing included, as a
+# user runs it). `s3shard cat` (the CLI's parallel GET) is shown for comparison.
+# Ceiling: curl, one GET for the large object and 8 parallel ranges;
+# `curl -Z --parallel-max 32` for the small ones.
 # Needs s3fs, rclone, curl, fuse3; a Release build ($S3SHARD_BUILD_DIR, default
 # ./build) with bench/worker_bench, s3shard and s3shard-faultproxy.
 set -u
-RUNS=3 LARGE_MB=1024 SMALL_COUNT=2000 SMALL_SIZE=40000 ONLY="a b c d" FASTFILE=1
+RUNS=3 LARGE_MB=1024 SMALL_COUNT=2000 SMALL_SIZE=40000 ONLY="a b c d" FASTFILE=1 S3FS_SINGLE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -31,7 +35,8 @@ while [ $# -gt 0 ]; do
     --small-size) SMALL_SIZE=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --no-fastfile) FASTFILE=0; shift ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    --s3fs-single) S3FS_SINGLE=1; shift ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "$0")/bench_lib.sh"
@@ -134,6 +139,7 @@ s3fs_read() {
   fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt"
   [ $rc = 0 ] && awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", (b - a) / 1e9}'
 }
+s3shard_cat() { "$S3SHARD_BIN" --endpoint "$1" --path-style cat "s3://bench/$LARGE_KEY"; }
 rclone_cat() { bench_rclone "$1" cat "b:bench/$LARGE_KEY"; }
 rclone_copy() {
   rm -rf "$S3S_TMP/rc" && mkdir -p "$S3S_TMP/rc"
@@ -213,6 +219,7 @@ for scen in $ONLY; do
       measure "$s" "s3shard reader" MBs ours_read "$url" bench large/
       [ $FASTFILE = 1 ] && measure "$s" "s3shard FastFile cat" MBs ff_read "$url" large --no-cache
       measure "$s" "s3fs cat" MBs s3fs_read "$url" large
+      measure "$s" "(s3shard cat, not a peer)" MBs s3shard_cat "$url"
       measure "$s" "rclone cat" MBs rclone_cat "$url"
       measure "$s" "ceiling: curl 1 GET" MBs curl_one "$url"
       measure "$s" "ceiling: curl 8 ranges" MBs curl_ranges8 "$url"
@@ -223,7 +230,7 @@ for scen in $ONLY; do
       echo "# $s: load $(load)"
       measure "$s" "s3shard reader" objs ours_read "$url" bench small/
       [ $FASTFILE = 1 ] && measure "$s" "s3shard FastFile cat" objs ff_read "$url" small --no-cache
-      measure "$s" "s3fs cat, 1 reader" objs s3fs_read "$url" small 1
+      [ $S3FS_SINGLE = 1 ] && measure "$s" "s3fs cat, 1 reader" objs s3fs_read "$url" small 1
       measure "$s" "s3fs cat, 16 readers" objs s3fs_read "$url" small 16
       measure "$s" "rclone copy --transfers 16" objs rclone_copy "$url"
       measure "$s" "ceiling: curl -Z 32" objs curl_small32 "$url"
@@ -252,6 +259,7 @@ echo "# end $(date -u '+%T') UTC; load $(load)"
 echo "ratios (rate / the faster peer's rate; ceilings are not peers):"
 P_LARGE=("s3fs cat" "rclone cat")
 P_SMALL=("s3fs cat, 1 reader" "s3fs cat, 16 readers" "rclone copy --transfers 16")
+# (a peer not measured is skipped)
 for s in "a large loopback:1.5" "c large proxy:3"; do
   ratio "${s%%:*}" "s3shard reader" "${s##*:}" "${P_LARGE[@]}"
   ratio "${s%%:*}" "s3shard FastFile cat" "${s##*:}" "${P_LARGE[@]}"
