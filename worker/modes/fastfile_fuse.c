@@ -64,7 +64,15 @@ struct s3s__fastfile {
     size_t norder;
     size_t pre_lo, pre_hi; /* pre[] may be non-NULL only in [pre_lo, pre_hi) */
     int64_t last_open; /* order of the last file opened, -1 at first */
+    struct ofile *open_files; /* open handles (under pre_mu): closed at unmount if the
+                                 kernel's RELEASE did not come before the loop stopped */
 };
+
+/* An open file: fi->fh points at it. */
+typedef struct ofile {
+    void *h;
+    struct ofile *prev, *next;
+} ofile;
 
 /* ---- the tree ------------------------------------------------------------------- */
 
@@ -257,6 +265,14 @@ static void free_tree(s3s__fastfile *ff)
     free(ff->by_order);
     ff->pre = NULL;
     ff->by_order = NULL;
+    /* RELEASE is sent asynchronously by the kernel: a file closed just before
+     * the unmount may never have reached ff_release. */
+    while (ff->open_files != NULL) {
+        ofile *of = ff->open_files;
+        ff->open_files = of->next;
+        ff->io->close(of->h);
+        free(of);
+    }
 }
 
 /* ---- FUSE operations ------------------------------------------------------------- */
@@ -406,7 +422,19 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
         S3S_LOGE("fastfile: open %s: %s", path, eb.msg);
         return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    fi->fh = (uint64_t)(uintptr_t)h;
+    ofile *of = calloc(1, sizeof(*of));
+    if (of == NULL) {
+        ff->io->close(h);
+        return -ENOMEM;
+    }
+    of->h = h;
+    pthread_mutex_lock(&ff->pre_mu);
+    of->next = ff->open_files;
+    if (of->next != NULL)
+        of->next->prev = of;
+    ff->open_files = of;
+    pthread_mutex_unlock(&ff->pre_mu);
+    fi->fh = (uint64_t)(uintptr_t)of;
     fi->keep_cache = 1;
     return 0;
 }
@@ -418,8 +446,8 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off, struct f
         return -EINVAL;
     size_t got = 0;
     s3s__errbuf eb = {{0}};
-    int rc = s3s__objio_read_full(ff->io, (void *)(uintptr_t)fi->fh, buf, size, (uint64_t)off, &got,
-                                  &eb);
+    const ofile *of = (const ofile *)(uintptr_t)fi->fh;
+    int rc = s3s__objio_read_full(ff->io, of->h, buf, size, (uint64_t)off, &got, &eb);
     if (rc != 0) {
         S3S_LOGE("fastfile: read %s at %lld: %s", path ? path : "?", (long long)off, eb.msg);
         return -EIO;
@@ -431,7 +459,17 @@ static int ff_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
     s3s__fastfile *ff = self();
-    ff->io->close((void *)(uintptr_t)fi->fh);
+    ofile *of = (ofile *)(uintptr_t)fi->fh;
+    pthread_mutex_lock(&ff->pre_mu);
+    if (of->prev != NULL)
+        of->prev->next = of->next;
+    else
+        ff->open_files = of->next;
+    if (of->next != NULL)
+        of->next->prev = of->prev;
+    pthread_mutex_unlock(&ff->pre_mu);
+    ff->io->close(of->h);
+    free(of);
     return 0;
 }
 
