@@ -5,7 +5,7 @@
  * the cache: found there, it is served from the cache's file; another process
  * fetching it makes us wait for its result; otherwise we GET it, streaming
  * into the block's buffer (readers may consume the first bytes while the rest
- * arrives) and into the cache writer, committed at the end. */
+ * arrives), then write the whole block to the cache writer and commit it. */
 #include "worker/worker_int.h"
 
 #include "common/util/log.h"
@@ -214,12 +214,6 @@ static int on_body(void *ud, const void *p, size_t n)
     if (g->got + n > b->len)
         return S3S_ETOOBIG;
     memcpy(b->buf + g->got, p, n);
-    if (g->cw != NULL && s3s__cache_writer_write(g->cw, p, n, &g->ceb) != 0) {
-        S3S_LOGW("cache write failed (%s): %s; going on without caching", g->b->obj->key,
-                 g->ceb.msg);
-        s3s__cache_writer_abort(g->cw);
-        g->cw = NULL;
-    }
     g->got += n;
     s3s_worker *w = g->w;
     pthread_mutex_lock(&w->mu);
@@ -333,6 +327,16 @@ static void run_block(fthread *t, s3s__blk *b)
             snprintf(msg, need, "GET %s bytes %llu-%llu: %s", o->key, (unsigned long long)b->off,
                      (unsigned long long)(b->off + b->len - 1),
                      detail && detail[0] ? detail : s3s_strerror(rc));
+    }
+    if (g.cw != NULL) {
+        /* The block is whole in memory: one write (and one CRC pass) after
+         * the GET instead of one per body callback while bytes arrive; the
+         * reader has them already. */
+        if (rc == 0 && s3s__cache_writer_write(g.cw, b->buf, b->len, &g.ceb) != 0) {
+            S3S_LOGW("cache write failed (%s): %s; going on without caching", o->key, g.ceb.msg);
+            s3s__cache_writer_abort(g.cw);
+            g.cw = NULL;
+        }
     }
     if (g.cw != NULL) {
         if (rc == 0) {

@@ -157,5 +157,8 @@ void s3s__blk_unref_locked(s3s_worker *w, s3s__blk *b);
 /* reader.c */
 int s3s__reader_setup(s3s_reader *r, s3s_worker *w, s3s__obj *obj, uint64_t pos);
 void s3s__reader_teardown(s3s_reader *r);
+/* s3s__reader_prefetch queues the block holding off at prefetch priority if
+ * the budget allows (never waits): FastFile's lookahead over the next files. */
+void s3s__reader_prefetch(s3s_reader *r, uint64_t off);
 
 #endif

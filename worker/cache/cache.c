@@ -123,6 +123,8 @@ int s3s__cache_open(s3s__cache **out, const char *dir, const s3s__cache_opts *op
     c->o = o;
     c->pid = getpid();
     c->incarnation = s3s__cache_proc_starttime(c->pid);
+    struct stat nst;
+    c->pidns = stat("/proc/self/ns/pid", &nst) == 0 ? (uint64_t)nst.st_ino : 0;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->evict_mu, NULL);
     size_t n = strlen(dir) + sizeof(S3S__CACHE_SUBDIR) + 8;
@@ -259,7 +261,10 @@ static int read_small(const char *path, uint8_t *buf, size_t cap, size_t *out_n)
         }
         if (r == 0)
             break;
+        int short_read = (size_t)r < cap - n;
         n += (size_t)r;
+        if (short_read)
+            break; /* a regular file reads short only at its end */
     }
     close(fd);
     *out_n = n;
@@ -281,28 +286,81 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+int s3s__cache_tmpfile(s3s__cache *c)
+{
+#ifdef O_TMPFILE
+    if (__atomic_load_n(&c->no_tmpfile, __ATOMIC_RELAXED))
+        return -1;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tmp", c->root);
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+        __atomic_store_n(&c->no_tmpfile, 1, __ATOMIC_RELAXED);
+    return fd;
+#else
+    (void)c;
+    return -1;
+#endif
+}
+
+int s3s__cache_link_tmpfile(s3s__cache *c, int fd, const char *dst, const char *hash)
+{
+    char src[64];
+    snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+    int rc = linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW);
+    if (rc != 0 && errno == ENOENT && s3s__cache_mkfanout(c, hash) == 0)
+        rc = linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW);
+    if (rc != 0 && errno != EEXIST) {
+        int err = errno;
+        __atomic_store_n(&c->no_tmpfile, 1, __ATOMIC_RELAXED); /* no /proc? named temps */
+        errno = err;
+    }
+    return rc;
+}
+
 /* The entry file is created with link(), which never replaces: if two
- * processes create the same entry at once, one wins and the other reads it. */
+ * processes create the same entry at once, one wins and the other reads it.
+ * Returns 0 when we created it (its bytes are img), 1 when it was there
+ * already, or an error. Written as an unnamed temp where possible (4 system
+ * calls, nothing left by a crash), else as a named, locked temp. */
 static int write_meta(s3s__cache *c, const char *hash, const char *meta_path, const uint8_t *img,
                       size_t n, s3s__errbuf *eb)
 {
+    int fd = s3s__cache_tmpfile(c);
+    if (fd >= 0) {
+        int rc = 0;
+        if (write_all(fd, img, n) != 0 || (c->o.fsync && fdatasync(fd) != 0))
+            rc = s3s__err_set(eb, S3S_EIO, "cache: cannot write the entry of %s: %s", meta_path,
+                              strerror(errno));
+        else if (s3s__cache_link_tmpfile(c, fd, meta_path, hash) != 0)
+            rc = errno == EEXIST ? 1 : -1;
+        close(fd);
+        if (rc >= 0)
+            return rc;
+        /* linking failed (no /proc?): the named way below */
+    }
     char tmp[4096];
     pthread_mutex_lock(&c->mu);
     uint64_t k = c->tmp_counter++;
     pthread_mutex_unlock(&c->mu);
     snprintf(tmp, sizeof(tmp), "%s/tmp/%s.m.%ld.%llu", c->root, hash, (long)c->pid,
              (unsigned long long)k);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return s3s__err_set(eb, S3S_EIO, "cache: cannot create %s: %s", tmp, strerror(errno));
     (void)flock(fd, LOCK_EX);
     int rc = 0;
     if (write_all(fd, img, n) != 0 || (c->o.fsync && fdatasync(fd) != 0)) {
         rc = s3s__err_set(eb, S3S_EIO, "cache: cannot write %s: %s", tmp, strerror(errno));
-    } else if (link(tmp, meta_path) != 0 && errno != EEXIST &&
-               (errno != ENOENT || s3s__cache_mkfanout(c, hash) != 0 ||
-                (link(tmp, meta_path) != 0 && errno != EEXIST))) {
-        rc = s3s__err_set(eb, S3S_EIO, "cache: cannot link %s: %s", meta_path, strerror(errno));
+    } else if (link(tmp, meta_path) != 0) {
+        if (errno == EEXIST)
+            rc = 1;
+        else if (errno != ENOENT || s3s__cache_mkfanout(c, hash) != 0)
+            rc = s3s__err_set(eb, S3S_EIO, "cache: cannot link %s: %s", meta_path, strerror(errno));
+        else if (link(tmp, meta_path) != 0)
+            rc = errno == EEXIST ? 1
+                                 : s3s__err_set(eb, S3S_EIO, "cache: cannot link %s: %s", meta_path,
+                                                strerror(errno));
     }
     unlink(tmp);
     close(fd);
@@ -344,9 +402,21 @@ int s3s__cache_entry_open(s3s__cache *c, const s3s__cache_id *id, s3s__cache_ent
         rc = read_small(meta_path, buf, S3S__CACHE_ENTRY_MAX + 1, &n);
         if (rc == S3S_ENOTFOUND && attempt < 3) {
             rc = write_meta(c, e->hash, meta_path, img, img_len, eb);
-            if (rc != 0)
+            if (rc < 0 || rc > 1)
                 goto out;
-            continue; /* read back what won the link race */
+            if (rc == 0) {
+                /* Ours won: its bytes are img, no need to read them back. */
+                e->size = id->size;
+                e->block_size = c->o.block_size;
+                e->nblocks = s3s__cache_nblocks(id->size, c->o.block_size);
+                e->img = img;
+                e->img_len = img_len;
+                e->meta_path = meta_path;
+                img = NULL;
+                meta_path = NULL;
+                break;
+            }
+            continue; /* another process's won the link race: read it */
         }
         if (rc != 0) {
             rc = s3s__err_set(eb, S3S_EIO, "cache: cannot read %s", meta_path);

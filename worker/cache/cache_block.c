@@ -180,21 +180,19 @@ static int same_inode(int fd, const char *path)
         a.st_dev == b.st_dev;
 }
 
-static uint64_t pidns_id(pid_t pid)
-{
-    char p[64];
-    struct stat st;
-    snprintf(p, sizeof(p), "/proc/%ld/ns/pid", (long)pid);
-    return stat(p, &st) == 0 ? (uint64_t)st.st_ino : 0;
-}
-
 /* Releases a claim: the name goes first (while we still hold the lock, so it
- * cannot be someone else's file), then the lock. */
-static void claim_release(int fd, const char *path)
+ * cannot be someone else's file), then the lock. ino/dev: the claim file's
+ * inode as fstat gave it at claim time (0: unknown, fstat it now). */
+static void claim_release(int fd, const char *path, uint64_t dev, uint64_t ino)
 {
     if (fd < 0)
         return;
-    if (same_inode(fd, path))
+    struct stat a, b;
+    if (ino == 0 && fstat(fd, &a) == 0) {
+        dev = (uint64_t)a.st_dev;
+        ino = (uint64_t)a.st_ino;
+    }
+    if (ino != 0 && stat(path, &b) == 0 && (uint64_t)b.st_ino == ino && (uint64_t)b.st_dev == dev)
         unlink(path);
     (void)flock(fd, LOCK_UN);
     close(fd);
@@ -213,7 +211,7 @@ static int claim_steal_if_dead(s3s__cache *c, int fd, const char *path)
     unsigned long long start = 0, ns = 0;
     if (sscanf(buf, "%ld %llu %llu", &pid, &start, &ns) != 3 || pid <= 0 || start == 0)
         return 0;
-    uint64_t myns = pidns_id(c->pid);
+    uint64_t myns = c->pidns;
     if (ns == 0 || myns == 0 || ns != myns)
         return 0; /* another pid namespace: its pids mean nothing here */
     if (s3s__cache_proc_starttime((pid_t)pid) == start)
@@ -239,17 +237,19 @@ static int64_t now_ms(void)
 }
 
 static int writer_start(s3s__cache_entry *e, uint32_t idx, int lock_fd, const char *lock_path,
-                        s3s__cache_writer **out_w, s3s__errbuf *eb)
+                        const struct stat *lock_st, s3s__cache_writer **out_w, s3s__errbuf *eb)
 {
     s3s__cache *c = e->c;
     char owner[128];
     int on = snprintf(owner, sizeof(owner), "%ld %llu %llu\n", (long)c->pid,
-                      (unsigned long long)c->incarnation, (unsigned long long)pidns_id(c->pid));
+                      (unsigned long long)c->incarnation, (unsigned long long)c->pidns);
     /* Write, then cut to length: never ftruncate to 0 first. On ext4 a
      * truncate to size 0 marks the file for a forced data flush at close
      * (auto_da_alloc), which cost a disk write per claim (5x slower cold
-     * reads of small objects). */
-    if (pwrite(lock_fd, owner, (size_t)on, 0) != on || ftruncate(lock_fd, on) != 0) {
+     * reads of small objects). A fresh claim file (size <= ours) needs no
+     * cut at all. */
+    if (pwrite(lock_fd, owner, (size_t)on, 0) != on ||
+        (lock_st->st_size > on && ftruncate(lock_fd, on) != 0)) {
         /* Diagnostics only: a claim works without the holder's name. */
     }
     s3s__cache_writer *w = calloc(1, sizeof(*w));
@@ -259,18 +259,28 @@ static int writer_start(s3s__cache_entry *e, uint32_t idx, int lock_fd, const ch
     w->e = e;
     w->idx = idx;
     w->lock_fd = lock_fd;
+    w->lock_dev = (uint64_t)lock_st->st_dev;
+    w->lock_ino = (uint64_t)lock_st->st_ino;
     w->tmp_fd = -1;
     w->len = s3s__cache_entry_block_len(e, idx);
     w->lock_path = strdup(lock_path);
     block_path(path, sizeof(path), e, idx, "");
     w->final_path = strdup(path);
+    if (w->lock_path == NULL || w->final_path == NULL)
+        goto nomem;
+    /* Unnamed where possible: nothing to clean after a crash, no temp lock. */
+    w->tmp_fd = s3s__cache_tmpfile(c);
+    if (w->tmp_fd >= 0) {
+        *out_w = w;
+        return 0;
+    }
     pthread_mutex_lock(&c->mu);
     unsigned long long k = (unsigned long long)c->tmp_counter++;
     pthread_mutex_unlock(&c->mu);
     snprintf(path, sizeof(path), "%s/tmp/%s.%" PRIu32 ".%ld.%llu", c->root, e->hash, idx,
              (long)c->pid, k);
     w->tmp_path = strdup(path);
-    if (w->lock_path == NULL || w->final_path == NULL || w->tmp_path == NULL)
+    if (w->tmp_path == NULL)
         goto nomem;
     w->tmp_fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->tmp_fd < 0) {
@@ -287,7 +297,7 @@ nomem:
         w->lock_fd = -1;
         s3s__cache_writer_abort(w);
     }
-    claim_release(lock_fd, lock_path);
+    claim_release(lock_fd, lock_path, (uint64_t)lock_st->st_dev, (uint64_t)lock_st->st_ino);
     return S3S_ENOMEM;
 }
 
@@ -319,20 +329,22 @@ int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cac
             return s3s__err_set(eb, S3S_EIO, "cache: cannot open claim %s: %s", lock_path,
                                 strerror(errno));
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            if (!same_inode(fd, lock_path)) {
+            struct stat a, b;
+            if (fstat(fd, &a) != 0 || stat(lock_path, &b) != 0 || a.st_ino != b.st_ino ||
+                a.st_dev != b.st_dev) {
                 close(fd); /* its holder finished and unlinked it: look again */
                 continue;
             }
             /* Someone may have committed between our lookup and our lock. */
             rc = lookup_quiet(e, idx, out_hit);
             if (rc == 0) {
-                claim_release(fd, lock_path);
+                claim_release(fd, lock_path, (uint64_t)a.st_dev, (uint64_t)a.st_ino);
                 goto hit;
             }
             pthread_mutex_lock(&c->mu);
             c->st.misses++;
             pthread_mutex_unlock(&c->mu);
-            return writer_start(e, idx, fd, lock_path, out_w, eb);
+            return writer_start(e, idx, fd, lock_path, &a, out_w, eb);
         }
         if (errno != EWOULDBLOCK && errno != EINTR) {
             int err = errno;
@@ -414,12 +426,42 @@ void s3s__cache_writer_abort(s3s__cache_writer *w)
     if (w->tmp_fd >= 0) {
         if (w->tmp_path != NULL)
             unlink(w->tmp_path);
-        close(w->tmp_fd);
+        close(w->tmp_fd); /* an unnamed temp vanishes with its last fd */
     }
     if (w->lock_fd >= 0)
-        claim_release(w->lock_fd, w->lock_path);
+        claim_release(w->lock_fd, w->lock_path, w->lock_dev, w->lock_ino);
     count(w->e->c, &w->e->c->st.aborts, 1);
     writer_free(w);
+}
+
+/* seal_name puts the written temp under its final name, replacing whatever
+ * is there (as rename does). An unnamed temp is linked; where the name is
+ * taken (only a claim taken over from a holder wrongly thought dead can get
+ * there) or linking fails, it gets a temp name first and is renamed. */
+static int seal_name(s3s__cache_writer *w)
+{
+    s3s__cache *c = w->e->c;
+    if (w->tmp_path == NULL) {
+        if (s3s__cache_link_tmpfile(c, w->tmp_fd, w->final_path, w->e->hash) == 0)
+            return 0;
+        char path[4096];
+        pthread_mutex_lock(&c->mu);
+        unsigned long long k = (unsigned long long)c->tmp_counter++;
+        pthread_mutex_unlock(&c->mu);
+        snprintf(path, sizeof(path), "%s/tmp/%s.%" PRIu32 ".%ld.%llu", c->root, w->e->hash, w->idx,
+                 (long)c->pid, k);
+        char src[64];
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", w->tmp_fd);
+        if (linkat(AT_FDCWD, src, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0)
+            return -1;
+        w->tmp_path = strdup(path);
+        if (w->tmp_path == NULL) {
+            unlink(path);
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    return rename(w->tmp_path, w->final_path);
 }
 
 int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, s3s__errbuf *eb)
@@ -447,7 +489,7 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
     struct stat st;
     if (pwrite(w->tmp_fd, tb, sizeof(tb), (off_t)w->len) != (ssize_t)sizeof(tb) ||
         (c->o.fsync && fdatasync(w->tmp_fd) != 0) || fstat(w->tmp_fd, &st) != 0 ||
-        rename(w->tmp_path, w->final_path) != 0) {
+        seal_name(w) != 0) {
         int rc =
             s3s__err_set(eb, S3S_EIO, "cache: cannot seal %s: %s", w->final_path, strerror(errno));
         s3s__cache_writer_abort(w);
@@ -466,8 +508,9 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
     s3s__cache_entry_relink(e);
     s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
                             s3s__cache_vtag(e, w->idx));
-    claim_release(w->lock_fd, w->lock_path);
-    (void)flock(w->tmp_fd, LOCK_UN);
+    claim_release(w->lock_fd, w->lock_path, w->lock_dev, w->lock_ino);
+    if (w->tmp_path != NULL)
+        (void)flock(w->tmp_fd, LOCK_UN);
     if (out_block != NULL) {
         /* The temp fd is the block's inode under its final name now. */
         out_block->fd = w->tmp_fd;

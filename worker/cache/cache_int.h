@@ -5,7 +5,11 @@
  *   <hh>/<hash>.m          entry file: identity + geometry (hh = hash[0..1])
  *   <hh>/<hash>.<i>        block i: data bytes, then a 32-byte trailer
  *   <hh>/<hash>.<i>.lock   claim file of block i (flock held while fetching)
- *   tmp/<hash>.<i>.<pid>.<n>   a block being written (flock held by its writer)
+ *   tmp/<hash>.<i>.<pid>.<n>   a block being written (flock held by its writer),
+ *                          only where O_TMPFILE is missing: elsewhere a block or
+ *                          entry file is written as an unnamed O_TMPFILE inode in
+ *                          tmp/ and linked under its final name when complete, so
+ *                          a crash leaves nothing behind and no lock is needed
  * A new format gets a new folder name; nothing here is ever reinterpreted. */
 #ifndef S3S_WORKER_CACHE_CACHE_INT_H
 #define S3S_WORKER_CACHE_CACHE_INT_H
@@ -37,6 +41,8 @@ struct s3s__cache {
     s3s__cache_opts o;
     pid_t pid;
     uint64_t incarnation; /* our start time in clock ticks since boot (/proc) */
+    uint64_t pidns; /* our pid namespace's inode (/proc/self/ns/pid), 0 if unknown */
+    int no_tmpfile; /* O_TMPFILE + linkat failed once here: named temps (atomic) */
 
     pthread_mutex_t mu; /* guards everything below */
     s3s__cache_stats st;
@@ -64,8 +70,9 @@ struct s3s__cache_writer {
     s3s__cache_entry *e;
     uint32_t idx;
     int lock_fd; /* flock held: our claim */
-    int tmp_fd; /* flock held: we are alive */
-    char *lock_path, *tmp_path, *final_path;
+    uint64_t lock_dev, lock_ino; /* the claim file's inode */
+    int tmp_fd; /* unnamed (O_TMPFILE), or named tmp_path with its flock held */
+    char *lock_path, *tmp_path, *final_path; /* tmp_path NULL: unnamed */
     uint64_t len, written;
     uint32_t crc;
 };
@@ -101,6 +108,15 @@ uint32_t s3s__cache_nblocks(uint64_t size, uint64_t block_size);
 int s3s__cache_verified(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
 void s3s__cache_verified_add(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
 uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx);
+/* s3s__cache_tmpfile opens an unnamed file (O_TMPFILE) in the tmp folder,
+ * or returns -1 (then the caller uses a named temp: the file system or the
+ * kernel lacks O_TMPFILE, or linking it failed before). */
+int s3s__cache_tmpfile(s3s__cache *c);
+/* s3s__cache_link_tmpfile gives an unnamed file the name dst, never
+ * replacing: 0, or -1 with errno (EEXIST: dst exists). ENOENT for a missing
+ * fan-out folder is retried once after making it (hash names the folder).
+ * Any failure but EEXIST turns unnamed temps off for this handle. */
+int s3s__cache_link_tmpfile(s3s__cache *c, int fd, const char *dst, const char *hash);
 /* s3s__cache_mkfanout makes the fan-out folder of a hash. Returns 0 or -1. */
 int s3s__cache_mkfanout(const s3s__cache *c, const char *hash);
 /* s3s__cache_entry_relink writes the entry file again if a walk removed it. */

@@ -32,7 +32,17 @@ typedef struct node {
     uint64_t size; /* file */
     char *key; /* file: the object key */
     char etag[72]; /* file */
+    uint32_t order; /* file: its place in the share list (reading order) */
 } node;
+
+/* Lookahead: a program that opens the files in the share's order (as a
+ * data loader walking its file list does) finds each next file's first block
+ * fetched already: opening file i opens handles on the files after it, up to
+ * LOOKAHEAD, and starts their first block (within the worker's prefetch
+ * budget). Opens out of that order start nothing; handles left behind by
+ * more than LOOKAHEAD are closed. Without it every small file cost one GET
+ * round trip after its open. */
+#define LOOKAHEAD 64
 
 struct s3s__fastfile {
     char *mountpoint;
@@ -47,7 +57,22 @@ struct s3s__fastfile {
     struct fuse *fuse;
     pthread_t loop;
     int loop_started, mounted;
+    /* lookahead (under pre_mu) */
+    pthread_mutex_t pre_mu;
+    uint32_t *by_order; /* share list index -> file node, UINT32_MAX: none */
+    void **pre; /* share list index -> handle opened ahead, or NULL */
+    size_t norder;
+    size_t pre_lo, pre_hi; /* pre[] may be non-NULL only in [pre_lo, pre_hi) */
+    int64_t last_open; /* order of the last file opened, -1 at first */
+    struct ofile *open_files; /* open handles (under pre_mu): closed at unmount if the
+                                 kernel's RELEASE did not come before the loop stopped */
 };
+
+/* An open file: fi->fh points at it. */
+typedef struct ofile {
+    void *h;
+    struct ofile *prev, *next;
+} ofile;
 
 /* ---- the tree ------------------------------------------------------------------- */
 
@@ -110,11 +135,20 @@ static int build_tree(s3s__fastfile *ff, const s3s__share_list *l)
     int rc = node_new(ff, "", 0, 1, &root);
     if (rc != 0)
         return rc;
+    if (l->n >= UINT32_MAX)
+        return S3S_ETOOBIG;
     size_t *idx = malloc((l->n ? l->n : 1) * sizeof(*idx));
-    if (idx == NULL)
+    ff->by_order = malloc((l->n ? l->n : 1) * sizeof(*ff->by_order));
+    ff->pre = calloc(l->n ? l->n : 1, sizeof(*ff->pre));
+    if (idx == NULL || ff->by_order == NULL || ff->pre == NULL) {
+        free(idx);
         return S3S_ENOMEM;
-    for (size_t i = 0; i < l->n; i++)
+    }
+    ff->norder = l->n;
+    for (size_t i = 0; i < l->n; i++) {
         idx[i] = i;
+        ff->by_order[i] = UINT32_MAX;
+    }
     pthread_mutex_lock(&sort_mu);
     sort_list = l;
     qsort(idx, l->n, sizeof(*idx), by_rel);
@@ -137,6 +171,8 @@ static int build_tree(s3s__fastfile *ff, const s3s__share_list *l)
                 if ((rc = node_new(ff, p, len, 0, &f)) != 0 || (rc = kid_add(ff, cur, f)) != 0)
                     break;
                 node *fn = &ff->nodes[f];
+                fn->order = (uint32_t)idx[k];
+                ff->by_order[idx[k]] = f;
                 fn->size = e->size;
                 memcpy(fn->etag, e->etag, sizeof fn->etag);
                 if ((fn->key = strdup(e->key)) == NULL) {
@@ -222,6 +258,21 @@ static void free_tree(s3s__fastfile *ff)
     free(ff->nodes);
     ff->nodes = NULL;
     ff->nnodes = 0;
+    for (size_t i = ff->pre_lo; i < ff->pre_hi; i++)
+        if (ff->pre[i] != NULL)
+            ff->io->close(ff->pre[i]);
+    free(ff->pre);
+    free(ff->by_order);
+    ff->pre = NULL;
+    ff->by_order = NULL;
+    /* RELEASE is sent asynchronously by the kernel: a file closed just before
+     * the unmount may never have reached ff_release. */
+    while (ff->open_files != NULL) {
+        ofile *of = ff->open_files;
+        ff->open_files = of->next;
+        ff->io->close(of->h);
+        free(of);
+    }
 }
 
 /* ---- FUSE operations ------------------------------------------------------------- */
@@ -307,6 +358,51 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     return 0;
 }
 
+/* lookahead takes the handle opened ahead for the file at share position i
+ * (NULL: none) and, when the opens follow the share's order, opens the
+ * files after it and starts their first block. */
+static void *lookahead(s3s__fastfile *ff, uint32_t i)
+{
+    if (ff->io->prefetch == NULL || i >= ff->norder)
+        return NULL;
+    pthread_mutex_lock(&ff->pre_mu);
+    void *mine = ff->pre[i];
+    ff->pre[i] = NULL;
+    int in_order = ff->last_open < (int64_t)i && (int64_t)i <= ff->last_open + LOOKAHEAD;
+    ff->last_open = i;
+    /* drop what was left behind (skipped files) */
+    while (ff->pre_lo + LOOKAHEAD < i && ff->pre_lo < ff->pre_hi) {
+        if (ff->pre[ff->pre_lo] != NULL) {
+            ff->io->close(ff->pre[ff->pre_lo]);
+            ff->pre[ff->pre_lo] = NULL;
+        }
+        ff->pre_lo++;
+    }
+    if (in_order) {
+        size_t end =
+            (size_t)i + 1 + LOOKAHEAD < ff->norder ? (size_t)i + 1 + LOOKAHEAD : ff->norder;
+        size_t j = ff->pre_hi > (size_t)i + 1 ? ff->pre_hi : (size_t)i + 1;
+        if (ff->pre_lo >= ff->pre_hi)
+            ff->pre_lo = j;
+        for (; j < end; j++) {
+            uint32_t id = ff->by_order[j];
+            if (id == UINT32_MAX)
+                continue;
+            const node *n = &ff->nodes[id];
+            void *h = NULL;
+            s3s__errbuf eb = {{0}};
+            if (ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb) != 0)
+                break; /* only a hint: the open itself will report it */
+            ff->pre[j] = h;
+            ff->io->prefetch(h);
+        }
+        if (j > ff->pre_hi)
+            ff->pre_hi = j;
+    }
+    pthread_mutex_unlock(&ff->pre_mu);
+    return mine;
+}
+
 static int ff_open(const char *path, struct fuse_file_info *fi)
 {
     s3s__fastfile *ff = self();
@@ -318,14 +414,27 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
         return -EISDIR;
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
         return -EROFS;
-    void *h = NULL;
+    void *h = lookahead(ff, n->order);
     s3s__errbuf eb = {{0}};
-    int rc = ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb);
+    int rc =
+        h != NULL ? 0 : ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb);
     if (rc != 0) {
         S3S_LOGE("fastfile: open %s: %s", path, eb.msg);
         return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    fi->fh = (uint64_t)(uintptr_t)h;
+    ofile *of = calloc(1, sizeof(*of));
+    if (of == NULL) {
+        ff->io->close(h);
+        return -ENOMEM;
+    }
+    of->h = h;
+    pthread_mutex_lock(&ff->pre_mu);
+    of->next = ff->open_files;
+    if (of->next != NULL)
+        of->next->prev = of;
+    ff->open_files = of;
+    pthread_mutex_unlock(&ff->pre_mu);
+    fi->fh = (uint64_t)(uintptr_t)of;
     fi->keep_cache = 1;
     return 0;
 }
@@ -337,8 +446,8 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off, struct f
         return -EINVAL;
     size_t got = 0;
     s3s__errbuf eb = {{0}};
-    int rc = s3s__objio_read_full(ff->io, (void *)(uintptr_t)fi->fh, buf, size, (uint64_t)off, &got,
-                                  &eb);
+    const ofile *of = (const ofile *)(uintptr_t)fi->fh;
+    int rc = s3s__objio_read_full(ff->io, of->h, buf, size, (uint64_t)off, &got, &eb);
     if (rc != 0) {
         S3S_LOGE("fastfile: read %s at %lld: %s", path ? path : "?", (long long)off, eb.msg);
         return -EIO;
@@ -350,7 +459,17 @@ static int ff_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
     s3s__fastfile *ff = self();
-    ff->io->close((void *)(uintptr_t)fi->fh);
+    ofile *of = (ofile *)(uintptr_t)fi->fh;
+    pthread_mutex_lock(&ff->pre_mu);
+    if (of->prev != NULL)
+        of->prev->next = of->next;
+    else
+        ff->open_files = of->next;
+    if (of->next != NULL)
+        of->next->prev = of->prev;
+    pthread_mutex_unlock(&ff->pre_mu);
+    ff->io->close(of->h);
+    free(of);
     return 0;
 }
 
@@ -512,6 +631,7 @@ static int mkdirs(const char *path)
 static void ff_free(s3s__fastfile *ff)
 {
     free_tree(ff);
+    pthread_mutex_destroy(&ff->pre_mu);
     free(ff->mountpoint);
     free(ff->bucket);
     free(ff);
@@ -524,6 +644,8 @@ int s3s__fastfile_mount(s3s__fastfile **out, const char *mountpoint, const s3s__
     if (ff == NULL)
         return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
     ff->io = io;
+    pthread_mutex_init(&ff->pre_mu, NULL);
+    ff->last_open = -1;
     ff->uid = geteuid();
     ff->gid = getegid();
     ff->mtime = time(NULL);

@@ -69,12 +69,21 @@ static void w_close(void *vh)
     free(h);
 }
 
+static void w_prefetch(void *vh)
+{
+    handle *h = vh;
+    pthread_mutex_lock(&h->mu);
+    s3s__reader_prefetch(h->r, 0);
+    pthread_mutex_unlock(&h->mu);
+}
+
 void s3s__objio_worker_io(s3s_worker *w, s3s__objio *io)
 {
     io->ud = w;
     io->open = w_open;
     io->pread = w_pread;
     io->close = w_close;
+    io->prefetch = w_prefetch;
 }
 
 int s3s__objio_read_full(const s3s__objio *io, void *h, void *buf, size_t n, uint64_t off,

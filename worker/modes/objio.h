@@ -28,6 +28,9 @@ typedef struct s3s__objio {
     /* pread reads up to n bytes at off; *out_n < n only at the end. */
     int (*pread)(void *h, void *buf, size_t n, uint64_t off, size_t *out_n, s3s__errbuf *eb);
     void (*close)(void *h);
+    /* prefetch (NULL: none) starts fetching the first bytes of h's object
+     * without waiting, for a file expected to be read soon. */
+    void (*prefetch)(void *h);
 } s3s__objio;
 
 /* s3s__objio_worker_create makes a worker that only serves readers

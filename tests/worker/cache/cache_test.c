@@ -677,7 +677,16 @@ static void test_killed_fetcher_claim_recovered(void **state)
         snprintf(tname, sizeof(tname), "%s/%s", tmpdir, de->d_name);
     }
     closedir(d);
-    assert_int_equal(temps, 1);
+    /* An unnamed (O_TMPFILE) temp vanished with its writer; a named one
+     * (file systems without O_TMPFILE) is still there. Either way one at most. */
+    assert_true(temps <= 1);
+    if (temps == 0) {
+        /* Make one as a dead writer of the named kind would have left it. */
+        snprintf(tname, sizeof(tname), "%s/deadbeef.0.%d.0", tmpdir, (int)pid);
+        int tfd = open(tname, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(tfd >= 0);
+        close(tfd);
+    }
     s3s__cache_block b;
     assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), S3S_ENOTFOUND);
     s3s__cache_writer *w = NULL;
