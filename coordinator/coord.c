@@ -297,8 +297,22 @@ static void save_ledger(s3s__coord *c, s3s__coord_chan *ch)
         return;
     s3s__errbuf eb;
     int ok = s3s__sched_ledger_verify(ch->sched, 1, &eb);
-    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,\"rows\":[\n", ch->ch->name,
+    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,", ch->ch->name,
             (unsigned long long)st.epoch, ok == 0 ? "true" : "false");
+    /* the epoch's counters, and every rank's committed samples (pads included):
+     * under equal steps each one is the quota */
+    fprintf(f,
+            "\"quota\":%llu,\"samples_total\":%llu,\"pad_samples\":%llu,\"bytes_dropped\":%llu,"
+            "\"reissued_tails\":%llu,\"reissued_bytes\":%llu,\"rank_samples\":[",
+            (unsigned long long)st.quota, (unsigned long long)st.samples_total,
+            (unsigned long long)st.pad_samples, (unsigned long long)st.bytes_dropped,
+            (unsigned long long)st.reissued_tails, (unsigned long long)st.reissued_bytes);
+    for (uint32_t r = 0; r < c->world_size; r++) {
+        s3s__sched_rank_stats rs = {0};
+        s3s__sched_rank_stats_get(ch->sched, r, &rs);
+        fprintf(f, "%s%llu", r ? "," : "", (unsigned long long)rs.samples_committed);
+    }
+    fprintf(f, "],\"rows\":[\n");
     ledger_file lf = {f, ch, 0};
     s3s__sched_ledger_walk(ch->sched, ledger_line, &lf);
     fprintf(f, "\n]}\n");
@@ -368,6 +382,9 @@ int s3s__coord_set_world(s3s__coord *c, uint32_t world, s3s__errbuf *eb)
         so.dist = ch->ch->distribution == S3S_DIST_FULLY_REPLICATED ? S3S__DIST_FULLY_REPLICATED
             : ch->ch->distribution == S3S_DIST_SHARDED_BY_S3_KEY    ? S3S__DIST_SHARDED_BY_S3KEY
                                                                     : S3S__DIST_DYNAMIC;
+        so.equal_steps = ch->ch->equal_steps == S3S_EQUAL_DROP ? S3S__EQUAL_DROP
+            : ch->ch->equal_steps == S3S_EQUAL_PAD             ? S3S__EQUAL_PAD
+                                                               : S3S__EQUAL_OFF;
         int rc = s3s__sched_create(&ch->sched, &so, on_event, ch, eb);
         if (rc != 0)
             return rc;
