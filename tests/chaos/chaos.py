@@ -394,7 +394,8 @@ class Run:
             self.ranks[k].kill()
         for k in list(self.ranks):
             self.ranks[k].wait()
-        self.budget += 2 * self.cb * len(self.ranks)
+        # the killed ranks' uncommitted pieces are in what is left to download
+        # (below): after the resume nothing may be downloaded twice
         self.line_budget += self.cb * len(self.ranks)
         time.sleep(1.0)  # > 2 mirror intervals: the journal's last state is uploaded
         st = self.status()
@@ -413,7 +414,11 @@ class Run:
                 continue
             self.loss_left += c["bytes_total"] - c["bytes_committed"] - c["bytes_dropped"]
             self.loss_left += c["bytes_total"] * (EPOCHS - 1 - c["epoch"])
-        self.loss_state = st
+        self.loss_at = [[c["name"], c["epoch"], c["bytes_committed"], c["bytes_total"]]
+                        for c in st["channels"]]
+        if not any(0 < c["bytes_committed"] < c["bytes_total"] for c in st["channels"]):
+            self.violation("the cluster loss did not strike mid-epoch (%s): the test proves "
+                           "nothing; raise or lower --loss-after" % self.loss_at)
         self.start_coord(with_job=False)
         for k in sorted(self.ranks):
             self.start_rank(*k)
@@ -441,6 +446,8 @@ class Run:
             kinds, weights, n_events = ["cluster_loss"], [1], 1
         plan = [self.rnd.choices(kinds, weights)[0] for _ in range(n_events)]
         gaps = [self.rnd.uniform(a.gap_min, a.gap_max) for _ in plan]
+        if self.mode == "loss":  # mid-job: in the second epoch, half-way
+            gaps = [self.E.args.loss_after]
         self.fault_until = None
         deadline = t0 + a.run_timeout
         next_at = time.time() + (gaps[0] if gaps else 0)
@@ -636,6 +643,7 @@ class Run:
                 "budget": getattr(self, "budget_total", None),
                 "s3_faults": getattr(self, "faults", None),
                 "ddp_samples": getattr(self, "ddp_counts", None),
+                "loss_at": getattr(self, "loss_at", None),
                 "violations": len(self.violations)}
 
 
@@ -674,6 +682,8 @@ def main():
     ap.add_argument("--run-timeout", type=int, default=300)
     ap.add_argument("--ddp", choices=["drop", "pad"], help="the equal-steps test instead")
     ap.add_argument("--cluster-loss", action="store_true", help="the whole-cluster loss test")
+    ap.add_argument("--loss-after", type=float, default=6.0,
+                    help="--cluster-loss: seconds into the job")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
     if not a.s3rver:
