@@ -516,6 +516,14 @@ class Run:
             self.violation("status does not say finished: %s" % (st and st.get("finished")))
             return
         lines = self.lines()
+        # the coordinator's own per-epoch report: one row per epoch and channel
+        self.coord_refetched = 0
+        for c in st["channels"]:
+            rows = c.get("epoch_stats", [])
+            if self.mode != "loss" and [r["epoch"] for r in rows] != list(range(EPOCHS)):
+                self.violation("status: channel %s epoch_stats for epochs %s" %
+                               (c["name"], [r["epoch"] for r in rows]))
+            self.coord_refetched += sum(r["bytes_refetched"] for r in rows)
         self.read_twice = 0
         self.dropped = 0
         for ch in self.channels:
@@ -642,6 +650,7 @@ class Run:
                 "redownloaded": getattr(self, "redownloaded", None),
                 "budget": getattr(self, "budget_total", None),
                 "s3_faults": getattr(self, "faults", None),
+                "coord_refetched": getattr(self, "coord_refetched", None),
                 "ddp_samples": getattr(self, "ddp_counts", None),
                 "loss_at": getattr(self, "loss_at", None),
                 "violations": len(self.violations)}

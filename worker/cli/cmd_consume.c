@@ -55,6 +55,7 @@ static int on_bytes(void *ud, const void *d, size_t n)
     consume *k = ud;
     s3s__sha256_update(&k->sha, d, n);
     k->got += n;
+    s3s__cc_note_fetched(k->cc, n); /* no cache here: every byte came from S3 */
     return g_drain ? 1 : 0;
 }
 
