@@ -126,6 +126,9 @@ class Env:
             if abs(tot - target) < target * 0.02:
                 break
             scale *= target / tot
+        # the whole range is exercised: the largest object is --max-mb, the smallest 1 KB
+        sizes[max(range(len(sizes)), key=lambda i: sizes[i])] = hi
+        sizes[min(range(len(sizes)), key=lambda i: sizes[i])] = lo
         src = os.path.join(self.tmp, "src")
         self.sizes = {}  # channel -> {key: size}
         for ch in CHANNELS:
@@ -205,7 +208,8 @@ class Run:
         self.coord = None
         self.ranks = {}  # (rank, channel) -> Popen
         self.incs = {}
-        self.kept_cache_bytes = 0
+        self.started = {}
+        self.cuts = {}  # (rank, channel) -> line counts where the node's cache was wiped
         self.channels = CHANNELS if mode != "ddp" else ("a",)
 
     # ---- processes ----------------------------------------------------------
@@ -277,6 +281,7 @@ class Run:
         out = open(os.path.join(self.dir, "lines-%d-%s" % (rank, ch)), "a")
         err = open(os.path.join(self.dir, "rank-%d-%s.err" % (rank, ch)), "a")
         self.ranks[key] = subprocess.Popen(a, env=self.E.env, stdout=out, stderr=err)
+        self.started[key] = time.time()
         out.close()
         err.close()
 
@@ -321,7 +326,9 @@ class Run:
         self.start_rank(*key)
 
     def ev_term_rank(self):
-        live = self.live()
+        # a drain needs the signal handler, installed at start-up: a process
+        # signalled in its first milliseconds simply dies (it holds no lease)
+        live = [k for k in self.live() if time.time() - self.started[k] > 1.0]
         if not live:
             return
         key = self.rnd.choice(sorted(live))
@@ -353,6 +360,7 @@ class Run:
         d = self.cache_dir(NODES[node][0])
         if wipe:
             shutil.rmtree(d, ignore_errors=True)
+            self.new_cache_generation(node)
         time.sleep(self.rnd.uniform(0.1, 0.8))
         for k in keys:
             self.start_rank(*k)
@@ -379,6 +387,15 @@ class Run:
         self.E.proxy("config", cfg.encode())
         self.count("s3_" + fault)
         self.fault_until = time.time() + self.rnd.uniform(1.0, 3.0)
+
+    def new_cache_generation(self, node):
+        """A wiped cache: lines printed from now on belong to a new cache
+        generation of the node (the line counts of its files mark the cut)."""
+        for r in NODES[node]:
+            for ch in self.channels:
+                p = os.path.join(self.dir, "lines-%d-%s" % (r, ch))
+                n = sum(1 for _ in open(p)) if os.path.exists(p) else 0
+                self.cuts.setdefault((r, ch), []).append(n)
 
     def save_ledgers(self):
         if os.path.isdir(self.state):
@@ -444,7 +461,10 @@ class Run:
             kinds, weights, n_events = ["kill_rank"], [1], 1
         if self.mode == "loss":
             kinds, weights, n_events = ["cluster_loss"], [1], 1
-        plan = [self.rnd.choices(kinds, weights)[0] for _ in range(n_events)]
+        # every kind once (when there is room), the rest drawn by weight, shuffled
+        plan = list(kinds) if n_events >= len(kinds) else []
+        plan += [self.rnd.choices(kinds, weights)[0] for _ in range(n_events - len(plan))]
+        self.rnd.shuffle(plan)
         gaps = [self.rnd.uniform(a.gap_min, a.gap_max) for _ in plan]
         if self.mode == "loss":  # mid-job: in the second epoch, half-way
             gaps = [self.E.args.loss_after]
@@ -501,13 +521,16 @@ class Run:
                 p = os.path.join(self.dir, "lines-%d-%s" % (r, ch))
                 if not os.path.exists(p):
                     continue
-                for l in open(p):
+                cuts = self.cuts.get((r, ch), [])
+                for i, l in enumerate(open(p)):
+                    gen = sum(1 for c in cuts if i >= c)
                     f = l.rstrip("\n").split("\t")
                     if len(f) != 5:
                         if l.strip():
                             self.violation("malformed line in %s: %r" % (p, l[:200]))
                         continue
-                    out.append((r, ch, int(f[0]), f[1], int(f[2]), int(f[3]), f[4]))
+                    out.append((r, ch, int(f[0]), f[1], int(f[2]), int(f[3]), f[4],
+                                (self.node_of(r), gen)))
         return out
 
     def verify(self, st, pstats):
@@ -561,7 +584,7 @@ class Run:
                 # the lines: sha256 right, union covers every byte (unless dropped)
                 cov = {}
                 got = 0
-                for (r, c, ep, key, a_, b_, h) in lines:
+                for (r, c, ep, key, a_, b_, h, _) in lines:
                     if c != ch or ep != e:
                         continue
                     if key not in sizes or b_ > sizes[key] or a_ >= b_:
@@ -597,6 +620,19 @@ class Run:
                 dl += keys.get("/data/" + k, {}).get("bytes_down", 0)
         if self.mode == "loss":
             expect = self.loss_left
+        elif E.has_cache:
+            # with node caches, an object is downloaded once per (node, cache
+            # generation) that read it: a kept cache serves every later read
+            # (the union of the ranges each generation read)
+            rs = {}
+            for (r, c, ep, key, a_, b_, h, gen) in lines:
+                rs.setdefault((key, gen), []).append((a_, b_))
+            expect = 0
+            for v in rs.values():
+                at = 0
+                for a_, b_ in sorted(v):
+                    expect += max(0, b_ - max(a_, at))
+                    at = max(at, b_)
         else:
             expect = EPOCHS * sum(sum(E.sizes[ch].values()) for ch in self.channels)
         self.downloaded = dl
@@ -606,7 +642,7 @@ class Run:
         if self.mode != "ddp" and self.redownloaded > self.budget_total:
             self.violation("bytes downloaded twice %d > budget %d (%d S3 faults, %s)" % (
                 self.redownloaded, self.budget_total, faults, self.events))
-        if self.mode != "ddp" and self.redownloaded < -self.dropped:
+        if self.mode != "ddp" and not E.has_cache and self.redownloaded < -self.dropped:
             self.violation("downloaded %d bytes, %d fewer than the data (cache?)" %
                            (dl, -self.redownloaded))
         if self.mode == "ddp":
@@ -629,7 +665,7 @@ class Run:
                 self.violation("epoch %d: samples per rank %s, expected %d each" % (e, counts, quota))
             # the ranks' own count: pieces that reached an object's end
             own = [0] * WORLD
-            for (r, c, ep, key, a_, b_, h) in lines:
+            for (r, c, ep, key, a_, b_, h, _) in lines:
                 if ep == e and b_ == sizes[key]:
                     own[r] += 1
             killed = self.killed_ranks
