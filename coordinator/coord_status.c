@@ -73,6 +73,26 @@ static int hist_row(const s3s__coord *c, const s3s__coord_chan *ch, uint64_t e, 
     return 1;
 }
 
+#define RANK_LEASES_MAX 64 /* live leases listed per rank (the scheduler allows 64) */
+
+typedef struct inflight_ctx {
+    uint32_t rank;
+    uint64_t bytes;
+    uint32_t n;
+    s3s__lease_row rows[RANK_LEASES_MAX];
+} inflight_ctx;
+
+static int inflight_add(void *ctx, const s3s__lease_row *row)
+{
+    inflight_ctx *ic = ctx;
+    if (row->rank == ic->rank) {
+        ic->bytes += row->end - row->committed;
+        if (ic->n < RANK_LEASES_MAX)
+            ic->rows[ic->n++] = *row;
+    }
+    return 0;
+}
+
 static void write_row(s3s__mpw *w, const epoch_row *r)
 {
     s3s__mpw_map(w, 6);
@@ -197,10 +217,28 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     for (uint32_t r = 0; r < nr; r++) {
         s3s__sched_rank_stats rs = {0};
         s3s__sched_rank_stats_get(ch->sched, r, &rs);
-        s3s__mpw_map(w, 4);
+        /* the rank's in-flight window: what its live leases have not committed
+         * (what a crash of the rank now would cost at most) */
+        static __thread inflight_ctx ic; /* 3 KiB: not on the server thread's stack */
+        ic.rank = r;
+        ic.bytes = 0;
+        ic.n = 0;
+        if (rs.live_leases > 0)
+            s3s__sched_leases_walk(ch->sched, inflight_add, &ic);
+        s3s__mpw_map(w, 6);
         kv_u(w, "rank", r);
         kv_u(w, "bytes", rs.bytes_committed);
         kv_u(w, "live_leases", rs.live_leases);
+        kv_u(w, "inflight_bytes", ic.bytes);
+        s3s__mpw_cstr(w, "leases"); /* [shard, start, committed, end] */
+        s3s__mpw_array(w, ic.n);
+        for (uint32_t k = 0; k < ic.n; k++) {
+            s3s__mpw_array(w, 4);
+            s3s__mpw_uint(w, ic.rows[k].shard_id);
+            s3s__mpw_uint(w, ic.rows[k].start);
+            s3s__mpw_uint(w, ic.rows[k].committed);
+            s3s__mpw_uint(w, ic.rows[k].end);
+        }
         s3s__mpw_cstr(w, "mb_per_s");
         s3s__mpw_double(w, (double)rs.bytes_committed / 1e6 / secs);
     }

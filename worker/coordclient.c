@@ -207,9 +207,17 @@ static void *hb_main(void *arg)
             continue;
         pthread_mutex_unlock(&cc->mu);
         s3s__msg m, r;
+        uint64_t toks[64];
         s3s__msg_init(&m, S3S_MSG_HEARTBEAT, 0, 0);
-        if (s3s__cc_call(cc, &m, &r, NULL) == 0)
+        if (cc->o.hb_tokens != NULL) {
+            m.u.heartbeat.n = cc->o.hb_tokens(cc->o.hb_arg, toks, 64);
+            m.u.heartbeat.tokens = toks;
+        }
+        if (s3s__cc_call(cc, &m, &r, NULL) == 0) {
+            if (cc->o.hb_ack != NULL && r.type == S3S_MSG_HEARTBEAT_ACK)
+                cc->o.hb_ack(cc->o.hb_arg, &r);
             s3s__msg_fini(&r);
+        }
         pthread_mutex_lock(&cc->mu);
     }
     pthread_mutex_unlock(&cc->mu);

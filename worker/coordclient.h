@@ -40,6 +40,13 @@ typedef struct s3s__cc_opts {
     bool inv_truncated;
     const uint8_t *snapshot_hash; /* what the inventory refers to; NULL: none */
     bool heartbeat; /* run the heartbeat thread (every welcome.heartbeat_ms) */
+    /* Optional heartbeat hooks, called on the heartbeat thread without the
+     * client's lock (they must not call the client): hb_tokens fills the
+     * tokens to ask about (at most max; returns the count, 0 = none), hb_ack
+     * sees each heartbeat reply (revoked tokens, commands). */
+    uint32_t (*hb_tokens)(void *arg, uint64_t *out, uint32_t max);
+    void (*hb_ack)(void *arg, const s3s__msg *reply);
+    void *hb_arg;
 } s3s__cc_opts;
 
 void s3s__cc_opts_init(s3s__cc_opts *o);

@@ -8,7 +8,8 @@
  *
  * Implementations: the static plan (the rank's share of each epoch, computed
  * locally: s3s__source_static_create) and a fixed list (File mode:
- * s3s__source_list_create). The coordinator's lease client is the next one. */
+ * s3s__source_list_create) and the coordinator's leases
+ * (s3s__source_coord_create, worker/source_coord.c). */
 #ifndef S3S_WORKER_SOURCE_H
 #define S3S_WORKER_SOURCE_H
 
@@ -30,6 +31,7 @@ typedef struct s3s__item_desc {
     uint64_t epoch;
     uint64_t position; /* position in this rank's order of the epoch */
     uint64_t token; /* source-specific (shard id, lease id, list index) */
+    uint64_t sub; /* source-specific (coordinator: the item's index in its lease) */
 } s3s__item_desc;
 
 void s3s__item_desc_fini(s3s__item_desc *d);
@@ -39,7 +41,10 @@ struct s3s__source {
     /* next fills *out: 0, S3S_EEOF when nothing is left, or an error (eb).
      * wait 0 (prefetch lookahead): return S3S_EBUSY rather than block when
      * no item is available right now (a coordinator with no lease to grant
-     * yet); wait 1 (a caller needs an item): may block until one comes. */
+     * yet); wait 1 (a caller needs an item): may block until one comes, or
+     * return S3S_EBUSY too, and the worker asks again a little later without
+     * holding its locks (so commits of other threads, which may be what the
+     * source waits for, go through meanwhile). */
     int (*next)(s3s__source *s, s3s__item_desc *out, int wait, s3s__errbuf *eb);
     /* commit records progress: bytes [0, offset) consumed; done = 1 when the
      * item is finished. */
@@ -48,6 +53,16 @@ struct s3s__source {
     /* release gives an unfinished item back (it stops at its last commit). */
     void (*release)(s3s__source *s, const s3s__item_desc *d);
     void (*destroy)(s3s__source *s);
+    /* Optional (NULL: always valid / nothing to do). valid tells whether an
+     * item fetched ahead may still be handed out (a coordinator lease can be
+     * revoked meanwhile). drain ends the source at once: progress is made
+     * durable at the last commits, every lease is given back, and next
+     * returns S3S_EEOF from then on. */
+    int (*valid)(s3s__source *s, const s3s__item_desc *d);
+    int (*drain)(s3s__source *s, const char *reason, s3s__errbuf *eb);
+    /* fetched (optional, any thread, must not block): n body bytes just came
+     * from S3 (not from the cache); the coordinator source reports them. */
+    void (*fetched)(s3s__source *s, uint64_t n);
 };
 
 /* s3s__static_setup resolves what the static plan needs from worker options:
@@ -76,5 +91,21 @@ int s3s__source_static_create(s3s__source **out, const s3s__static_cfg *cfg, s3s
 /* s3s__source_list_create makes a source over n descriptions (moved into the
  * source on success: the caller's array is emptied, not freed). */
 int s3s__source_list_create(s3s__source **out, s3s__item_desc *items, size_t n, s3s__errbuf *eb);
+
+/* s3s__source_coord_create makes the coordinator source for opts (its
+ * coordinator URL, secret, TLS CA, channel, rank, world size, epochs): it
+ * asks the coordinator for the job spec and the channel's snapshot (a status
+ * request) and builds the shard map, but does not say hello yet:
+ * s3s__source_coord_connect does, once the worker's cache is open (its
+ * inventory goes into the hello). See source_coord.c for the lease rules. */
+struct s3s__cache;
+int s3s__source_coord_create(s3s__source **out, const s3s_worker_opts *opts, s3s__errbuf *eb);
+/* The job spec the coordinator runs (owned by the source). */
+const s3s_job *s3s__source_coord_job(s3s__source *s);
+/* s3s__source_coord_connect says hello (with the shards of the channel's
+ * snapshot that cache, which may be NULL, holds in full) and starts the
+ * heartbeats. *rank and *world receive the coordinator's answer. */
+int s3s__source_coord_connect(s3s__source *s, struct s3s__cache *cache, uint32_t *rank,
+                              uint32_t *world, s3s__errbuf *eb);
 
 #endif

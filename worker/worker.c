@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MIB (1024ull * 1024)
 
@@ -23,6 +24,9 @@ void s3s_worker_opts_init(s3s_worker_opts *o)
     memset(o, 0, sizeof(*o));
     s3s_plan_opts_init(&o->plan);
     o->world_size = 1;
+    o->local_rank = S3S_WORKER_RANK_ANY;
+    o->coord_leases = 2;
+    o->coord_timeout_ms = 60000;
     o->block_size = 8 * MIB;
     o->connections = 16;
     o->prefetch_bytes = 256 * MIB;
@@ -126,6 +130,37 @@ int s3s__worker_create_src(s3s_worker **out, const s3s_worker_opts *opts, s3s__s
     return 0;
 }
 
+/* A worker over the coordinator's leases: the source first (the job and the
+ * snapshot come from the coordinator), then the worker and its cache, then
+ * the hello (which reports what the cache holds). */
+static int create_coord(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo *err)
+{
+    s3s__errbuf eb = {{0}};
+    s3s__source *src = NULL;
+    s3s_worker *w = NULL;
+    int rc = s3s__source_coord_create(&src, opts, &eb);
+    if (rc == 0) {
+        s3s_worker_opts o = *opts;
+        o.job = s3s__source_coord_job(src); /* its cache limit */
+        rc = s3s__worker_create_src(&w, &o, src, &eb);
+        if (rc != 0)
+            src->destroy(src);
+    }
+    uint32_t rank = 0, world = 0;
+    if (rc == 0) {
+        rc = s3s__source_coord_connect(src, w->cache, &rank, &world, &eb);
+        if (rc != 0)
+            worker_free(w);
+    }
+    if (rc != 0) {
+        set_err(err, rc, eb.msg);
+        return rc;
+    }
+    w->rank = rank;
+    *out = w;
+    return 0;
+}
+
 int s3s_worker_create(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo *err)
 {
     s3s__errbuf eb = {{0}};
@@ -136,6 +171,8 @@ int s3s_worker_create(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo
         s3s_worker_opts_init(&defaults);
         opts = &defaults;
     }
+    if (opts->coordinator != NULL)
+        return create_coord(out, opts, err);
     s3s__static_cfg cfg;
     s3s_snapshot *owned = NULL;
     s3s__source *src = NULL;
@@ -152,21 +189,27 @@ int s3s_worker_create(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo
         return rc;
     }
     (*out)->owned_snap = owned;
+    (*out)->rank = opts->rank;
     return 0;
+}
+
+/* ahead_drop gives an item fetched ahead back to the source (src_mu held). */
+static void ahead_drop(s3s_worker *w, s3s__ahead *a)
+{
+    pthread_mutex_lock(&w->mu);
+    for (uint32_t i = a->obj->lo; i < a->obj->hi; i++)
+        s3s__slot_drop_locked(w, a->obj, i);
+    pthread_mutex_unlock(&w->mu);
+    s3s__obj_unref(w, a->obj);
+    if (w->src)
+        w->src->release(w->src, &a->d);
+    s3s__item_desc_fini(&a->d);
 }
 
 static void ahead_clear(s3s_worker *w)
 {
     while (w->ahead_n > 0) {
-        s3s__ahead *a = &w->ahead[w->ahead_head];
-        pthread_mutex_lock(&w->mu);
-        for (uint32_t i = a->obj->lo; i < a->obj->hi; i++)
-            s3s__slot_drop_locked(w, a->obj, i);
-        pthread_mutex_unlock(&w->mu);
-        s3s__obj_unref(w, a->obj);
-        if (w->src)
-            w->src->release(w->src, &a->d);
-        s3s__item_desc_fini(&a->d);
+        ahead_drop(w, &w->ahead[w->ahead_head]);
         w->ahead_head = (w->ahead_head + 1) % w->ahead_cap;
         w->ahead_n--;
     }
@@ -196,6 +239,31 @@ void s3s_worker_destroy(s3s_worker *w)
 {
     if (w != NULL)
         worker_free(w);
+}
+
+int s3s_worker_drain(s3s_worker *w, const char *reason)
+{
+    if (w == NULL)
+        return S3S_EINVAL;
+    s3s__errbuf eb = {{0}};
+    int rc = 0;
+    pthread_mutex_lock(&w->src_mu);
+    ahead_clear(w);
+    w->src_eof = 1;
+    if (w->src->drain != NULL) /* idempotent */
+        rc = w->src->drain(w->src, reason, &eb);
+    pthread_mutex_unlock(&w->src_mu);
+    if (rc != 0) {
+        pthread_mutex_lock(&w->mu);
+        s3s__err_set(&w->eb, rc, "drain: %s", eb.msg);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return rc;
+}
+
+uint32_t s3s_worker_rank(const s3s_worker *w)
+{
+    return w ? w->rank : S3S_WORKER_RANK_ANY;
 }
 
 const char *s3s_worker_errmsg(s3s_worker *w)
@@ -236,8 +304,8 @@ static int pull_one(s3s_worker *w, int wait)
     s3s__item_desc d = {0};
     s3s__errbuf eb = {{0}};
     int rc = w->src->next(w->src, &d, wait, &eb);
-    if (rc == S3S_EBUSY && !wait)
-        return rc; /* nothing right now: the lookahead stops here */
+    if (rc == S3S_EBUSY)
+        return rc; /* nothing right now: the lookahead stops here (next asks again) */
     if (rc == 0) {
         s3s__obj *o = NULL;
         rc = s3s__obj_create(w, d.bucket, d.key, d.etag, d.size, &o);
@@ -289,18 +357,34 @@ int s3s_worker_next(s3s_worker *w, s3s_item **out)
     if (item == NULL)
         return S3S_ENOMEM;
     pthread_mutex_lock(&w->src_mu);
-    int rc = 0;
-    if (w->ahead_n == 0)
-        rc = pull_one(w, 1);
-    if (rc != 0) {
-        pthread_mutex_unlock(&w->src_mu);
-        free(item);
-        return rc;
+    s3s__ahead a;
+    for (;;) {
+        int rc = 0;
+        if (w->ahead_n == 0)
+            rc = pull_one(w, 1);
+        if (rc == S3S_EBUSY) {
+            /* The source has nothing now (a coordinator whose other ranks hold
+             * the last leases): ask again soon, without the lock, so commits
+             * of other threads (maybe what frees a lease) go through. */
+            pthread_mutex_unlock(&w->src_mu);
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&w->src_mu);
+            continue;
+        }
+        if (rc != 0) {
+            pthread_mutex_unlock(&w->src_mu);
+            free(item);
+            return rc;
+        }
+        a = w->ahead[w->ahead_head];
+        memset(&w->ahead[w->ahead_head], 0, sizeof(a));
+        w->ahead_head = (w->ahead_head + 1) % w->ahead_cap;
+        w->ahead_n--;
+        if (w->src->valid == NULL || w->src->valid(w->src, &a.d))
+            break;
+        ahead_drop(w, &a); /* its lease was revoked meanwhile */
     }
-    s3s__ahead a = w->ahead[w->ahead_head];
-    memset(&w->ahead[w->ahead_head], 0, sizeof(a));
-    w->ahead_head = (w->ahead_head + 1) % w->ahead_cap;
-    w->ahead_n--;
     if (w->o.prefetch_items > 0)
         refill(w);
     pthread_mutex_unlock(&w->src_mu);

@@ -120,11 +120,13 @@ struct s3s_worker {
 
     void *threads; /* fetch.c's thread table */
     unsigned nthreads;
+
+    uint32_t rank; /* given, or assigned by the coordinator */
 };
 
 /* worker.c: s3s__worker_create_src is s3s_worker_create with a given source
- * (taken over on success; opts' job/snapshot/plan fields are ignored). Used by
- * File mode (a list) and later by the coordinator client. */
+ * (taken over on success; opts' job/snapshot/plan fields are ignored, except
+ * the job's cache limit). Used by File mode (a list) and the coordinator. */
 int s3s__worker_create_src(s3s_worker **out, const s3s_worker_opts *opts, s3s__source *src,
                            s3s__errbuf *eb);
 

@@ -1,10 +1,12 @@
 /* s3shard/worker.h: the worker library: take the items of a rank's share one
  * at a time and read their bytes through a streaming, caching reader.
  *
- * A worker (s3s_worker) turns an item source into items. The first source is
- * the static plan: the rank's share of a channel's snapshot for each epoch, a
- * pure function of (snapshot, seed, epoch, rank, world size) (dataset.h). The
- * coordinator's leases will be a second source behind the same calls.
+ * A worker (s3s_worker) turns an item source into items: either the static
+ * plan, the rank's share of a channel's snapshot for each epoch, a pure
+ * function of (snapshot, seed, epoch, rank, world size) (dataset.h); or the
+ * leases of an s3shard-coordinator (opts.coordinator), which hands shards to
+ * whichever rank asks (Dynamic), keeps each rank's committed position durable
+ * and gives a lost rank's tail to another. Both behind the same calls.
  *
  * Since the worker knows which items come next, background fetch threads
  * (one S3 connection each) GET the first block of the next items while the
@@ -78,7 +80,35 @@ typedef struct s3s_worker_opts {
                         read is committed as done; 0: only s3s_item_commit */
     s3s_s3_opts s3; /* S3 client options (s3s_s3_opts_init defaults); its
                        max_connections is ignored (one per fetch thread) */
+    /* --- the coordinator: leases instead of the static plan ------------------
+     * With a coordinator URL, items come from the leases of s3shard-coordinator
+     * (every distribution, Dynamic included); the job spec and the channel's
+     * snapshot come from the coordinator itself (job, snapshot, plan and
+     * first_epoch above are ignored; channel names the channel, NULL: the
+     * job's first). rank and world_size go into the hello as given:
+     * S3S_WORKER_RANK_ANY lets the coordinator assign a free rank, world_size 0
+     * says "not known" (the defaults 0 and 1 claim rank 0 of a world of 1).
+     * epochs: stop after this many epochs from the first one granted; 0
+     * (default) runs until the coordinator says the job is over. */
+    const char *coordinator; /* tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///path;
+                                NULL (default): the static plan */
+    const char *coord_secret_file; /* shared secret (trailing newlines cut); NULL
+                                      (default): $S3SHARD_SECRET when set, else none */
+    const void *coord_secret; /* the secret as bytes (wins over the file); default NULL */
+    size_t coord_secret_len;
+    const char *coord_tls_ca; /* PEM CA verifying a tls+tcp:// coordinator; NULL
+                                 (default): encrypted but not verified */
+    const char *host; /* host name said in hello; NULL (default): gethostname() */
+    uint32_t local_rank; /* rank on this host, said in hello; default S3S_WORKER_RANK_ANY */
+    uint32_t coord_leases; /* leases held at once: the one being read plus the
+                              lookahead's; default 2, 1 .. 64 (the coordinator
+                              grants at most its own per-worker limit, 2) */
+    uint32_t coord_timeout_ms; /* give up on a coordinator that does not answer a
+                                  request for this long; default 60000 */
 } s3s_worker_opts;
+
+/* rank value meaning "not known: let the coordinator assign one". */
+#define S3S_WORKER_RANK_ANY 0xFFFFFFFFu
 
 /* s3s_worker_opts_init fills opts with the defaults above. */
 S3S_API void s3s_worker_opts_init(s3s_worker_opts *opts);
@@ -98,6 +128,20 @@ S3S_API int s3s_worker_create(s3s_worker **out, const s3s_worker_opts *opts, s3s
  * first. NULL-safe. */
 S3S_API void s3s_worker_destroy(s3s_worker *w);
 
+/* s3s_worker_drain stops the worker for good (a SIGTERM, a Spot notice):
+ * the items fetched ahead are dropped, and with a coordinator the positions
+ * committed so far become the final ones and every lease is given back at
+ * once (a drain message), so other ranks can take the tails right away.
+ * Commit exact positions (s3s_item_commit) and close open items first: a
+ * commit after the drain fails with S3S_ESTALE. s3s_worker_next returns
+ * S3S_EEOF from then on. reason (may be NULL) is told to the coordinator.
+ * Returns 0 or the coordinator's error. Idempotent. */
+S3S_API int s3s_worker_drain(s3s_worker *w, const char *reason);
+
+/* s3s_worker_rank returns the worker's rank: the one given, or with a
+ * coordinator the one it assigned (S3S_WORKER_RANK_ANY for NULL). */
+S3S_API uint32_t s3s_worker_rank(const s3s_worker *w);
+
 /* s3s_worker_errmsg returns the detail of the last failure seen by the worker
  * (thread-safe snapshot copied into a thread-local buffer). */
 S3S_API const char *s3s_worker_errmsg(s3s_worker *w);
@@ -115,9 +159,10 @@ typedef struct s3s_item_info {
 } s3s_item_info;
 
 /* s3s_worker_next hands out the next item of the share, in plan order across
- * epochs. Returns 0 and *out, S3S_EEOF when every epoch is handed out, or
- * S3S_ECLOSED after destroy began. Thread-safe: concurrent callers get
- * distinct items. */
+ * epochs. Returns 0 and *out, S3S_EEOF when every epoch is handed out (or
+ * after s3s_worker_drain), or S3S_ECLOSED after destroy began. With a
+ * coordinator it waits for a lease while other ranks hold the last ones of
+ * the epoch. Thread-safe: concurrent callers get distinct items. */
 S3S_API int s3s_worker_next(s3s_worker *w, s3s_item **out);
 
 /* s3s_item_info_get returns the item's description (owned by the item). */
@@ -129,8 +174,12 @@ S3S_API s3s_reader *s3s_item_reader(s3s_item *item);
 
 /* s3s_item_commit records that every byte before offset has been consumed
  * (call it at sample boundaries). offset must not go backwards nor past the
- * size. With a coordinator the position becomes durable there; with the
- * static plan it is only counted. S3S_EINVAL on a bad offset. */
+ * size. With a coordinator the position becomes durable there (one round
+ * trip, acknowledged once on the coordinator's disk); with the static plan it
+ * is only counted. S3S_EINVAL on a bad offset; S3S_ESTALE when the
+ * coordinator revoked the item's lease (it expired, the coordinator
+ * restarted, or the worker drained): stop reading the item and close it,
+ * the rest is granted again to some rank. */
 S3S_API int s3s_item_commit(s3s_item *item, uint64_t offset);
 
 /* s3s_item_close ends the item: with auto_commit, an item whose last byte was

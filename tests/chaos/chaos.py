@@ -151,6 +151,7 @@ class Env:
                     off = 0
             self.sizes[ch]["ds/%s/%s" % (ch, name)] = n
         self.src = src
+        self.largest = max(sizes)
         r = subprocess.run([self.bin, "--endpoint", self.direct, "cp", "--recursive", "--jobs",
                             "8", src, "s3://data/ds"], env=self.env, capture_output=True,
                            text=True)
@@ -312,6 +313,25 @@ class Run:
     def count(self, kind):
         self.events[kind] = self.events.get(kind, 0) + 1
 
+    BLOCK = 8 << 20  # the worker's GET size (s3s_worker_opts.block_size default)
+
+    def window(self, keys, st=None):
+        """The in-flight window of processes: their ranks' live leases'
+        uncommitted bytes in the coordinator (asked after the processes died,
+        before their successors replace them), each rounded down to the start of
+        its block (a tail resuming mid-block is fetched from the block's start;
+        one object per shard here, so shard offsets are object offsets)."""
+        st = st or self.status()
+        if st is None:  # no answer: the worst case of 2 leases of the largest object
+            return len(keys) * 2 * (self.E.largest + self.BLOCK)
+        w = 0
+        for c in st["channels"]:
+            for r in c.get("ranks", []):
+                if (r["rank"], c["name"]) in keys:
+                    for shard, start, committed, end in r.get("leases", []):
+                        w += end - committed + committed % self.BLOCK
+        return w
+
     def ev_kill_rank(self):
         live = self.live()
         if not live:
@@ -320,8 +340,9 @@ class Run:
         self.ranks[key].kill()
         self.ranks[key].wait()
         self.count("kill_rank")
-        self.budget += 2 * self.cb
-        self.line_budget += self.cb
+        w = self.window({key})
+        self.budget += w
+        self.line_budget += w
         time.sleep(self.rnd.uniform(0.05, 0.6))
         self.start_rank(*key)
 
@@ -355,8 +376,9 @@ class Run:
             self.ranks[k].wait()
         wipe = self.rnd.random() < 0.5
         self.count("kill_node_wipe" if wipe else "kill_node_keep")
-        self.budget += 2 * self.cb * len(keys)
-        self.line_budget += self.cb * len(keys)
+        w = self.window(set(keys))
+        self.budget += w
+        self.line_budget += w
         d = self.cache_dir(NODES[node][0])
         if wipe:
             shutil.rmtree(d, ignore_errors=True)
@@ -366,13 +388,20 @@ class Run:
             self.start_rank(*k)
 
     def ev_kill_coord(self):
+        # every live lease expires at the restart: the window is every rank's.
+        # The ranks are stopped while it is measured, so that no grant slips in
+        live = self.live()
+        for k in live:
+            self.ranks[k].send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        w = self.window(set(self.ranks))
         self.coord.kill()
         self.coord.wait()
+        for k in live:
+            self.ranks[k].send_signal(signal.SIGCONT)
         self.count("kill_coord")
-        # every live lease expires at the restart: one piece per live process
-        n = len(self.live())
-        self.budget += self.cb * n
-        self.line_budget += self.cb * n
+        self.budget += w
+        self.line_budget += w
         self.save_ledgers()
         time.sleep(self.rnd.uniform(0.05, 0.8))
         self.start_coord()
@@ -406,14 +435,23 @@ class Run:
     def ev_cluster_loss(self):
         """Every rank dies; the coordinator's last mirror upload happens; then
         the coordinator dies and its state dir is deleted. New ranks (empty
-        caches) and a coordinator with only --state-uri resume."""
+        caches) and a coordinator with only --state-uri resume. It strikes in
+        the second epoch, once a quarter of channel a is committed."""
+        for _ in range(600):
+            st = self.status()
+            c = st and [x for x in st["channels"] if x["name"] == "a"][0]
+            if c and (c["epoch"] >= 2 or c["finished"] or
+                      (c["epoch"] == 1 and c["bytes_committed"] * 4 >= c["bytes_total"])):
+                break
+            time.sleep(0.2)
         for k in self.live():
             self.ranks[k].kill()
         for k in list(self.ranks):
             self.ranks[k].wait()
         # the killed ranks' uncommitted pieces are in what is left to download
         # (below): after the resume nothing may be downloaded twice
-        self.line_budget += self.cb * len(self.ranks)
+        w = self.window(set(self.ranks))
+        self.line_budget += w
         time.sleep(1.0)  # > 2 mirror intervals: the journal's last state is uploaded
         st = self.status()
         self.coord.kill()
@@ -422,6 +460,7 @@ class Run:
         shutil.rmtree(self.state)
         for n in NODES:
             shutil.rmtree(self.cache_dir(NODES[n][0]), ignore_errors=True)
+            self.new_cache_generation(n)
         self.count("cluster_loss")
         # what is left to download: the current epoch's uncommitted bytes + later epochs
         self.E.proxy("reset", b"")
@@ -433,6 +472,8 @@ class Run:
             self.loss_left += c["bytes_total"] * (EPOCHS - 1 - c["epoch"])
         self.loss_at = [[c["name"], c["epoch"], c["bytes_committed"], c["bytes_total"]]
                         for c in st["channels"]]
+        self.loss_gen = {n: len(self.cuts.get((NODES[n][0], self.channels[0]), []))
+                         for n in NODES}
         if not any(0 < c["bytes_committed"] < c["bytes_total"] for c in st["channels"]):
             self.violation("the cluster loss did not strike mid-epoch (%s): the test proves "
                            "nothing; raise or lower --loss-after" % self.loss_at)
@@ -611,8 +652,8 @@ class Run:
         # downloads: the proxy's per-key body bytes against the data's size
         keys = pstats.get("keys", {})
         dl = 0
-        # a fault that cuts a body (reset_mid, short) wastes at most the half of
-        # one GET (the proxy cuts at half the body); 503/500/reset waste none
+        # only a fault that cuts a body (reset_mid, short) wastes bytes;
+        # 503/500/reset waste none
         bf = pstats.get("by_fault", {})
         faults = bf.get("reset_mid", 0) + bf.get("short", 0)
         for ch in self.channels:
@@ -620,24 +661,34 @@ class Run:
                 dl += keys.get("/data/" + k, {}).get("bytes_down", 0)
         if self.mode == "loss":
             expect = self.loss_left
+            # after the loss, the ranks read exactly what was not committed: in
+            # the epoch of the loss, the uncommitted bytes, nothing more
+            for name, ep_, committed, total in self.loss_at:
+                after = sum(b_ - a_ for (r, c, ep, key, a_, b_, h, gen) in lines
+                            if c == name and ep == ep_ and gen[1] >= self.loss_gen[gen[0]])
+                if after != total - committed:
+                    self.violation("after the loss, channel %s epoch %d: %d bytes read, but %d "
+                                   "were not committed" % (name, ep_, after, total - committed))
+            if E.has_cache:  # new, empty caches: each object once per node that read it
+                expect = self.cache_expect(
+                    [l for l in lines if l[7][1] >= self.loss_gen[l[7][0]]])
         elif E.has_cache:
             # with node caches, an object is downloaded once per (node, cache
             # generation) that read it: a kept cache serves every later read
-            # (the union of the ranges each generation read)
-            rs = {}
-            for (r, c, ep, key, a_, b_, h, gen) in lines:
-                rs.setdefault((key, gen), []).append((a_, b_))
-            expect = 0
-            for v in rs.values():
-                at = 0
-                for a_, b_ in sorted(v):
-                    expect += max(0, b_ - max(a_, at))
-                    at = max(at, b_)
+            expect = self.cache_expect(lines)
         else:
             expect = EPOCHS * sum(sum(E.sizes[ch].values()) for ch in self.channels)
         self.downloaded = dl
         self.redownloaded = dl - expect
-        self.budget_total = self.budget + faults * (self.cb // 2 + 1)
+        # per faulted key: half its GET (a block, or the object when smaller:
+        # the proxy cuts at half the body), for each fault of that key
+        fb = 0
+        if faults:
+            for ch in self.channels:
+                for k, n in E.sizes[ch].items():
+                    f = keys.get("/data/" + k, {}).get("faults", 0)
+                    fb += f * (min(self.BLOCK, n) // 2 + 1)
+        self.budget_total = self.budget + fb
         self.faults = pstats.get("faults", 0)
         if self.mode != "ddp" and self.redownloaded > self.budget_total:
             self.violation("bytes downloaded twice %d > budget %d (%d S3 faults, %s)" % (
@@ -647,6 +698,21 @@ class Run:
                            (dl, -self.redownloaded))
         if self.mode == "ddp":
             self.verify_ddp(st, lines)
+
+    @staticmethod
+    def cache_expect(lines):
+        """Bytes a run with node caches must download: per object and (node,
+        cache generation), the union of the ranges read."""
+        rs = {}
+        for (r, c, ep, key, a_, b_, h, gen) in lines:
+            rs.setdefault((key, gen), []).append((a_, b_))
+        expect = 0
+        for v in rs.values():
+            at = 0
+            for a_, b_ in sorted(v):
+                expect += max(0, b_ - max(a_, at))
+                at = max(at, b_)
+        return expect
 
     def verify_ddp(self, st, lines):
         sizes = self.E.sizes["a"]

@@ -71,9 +71,11 @@ static const s3s__cli_cmd commands[] = {
     {"consume", s3s__cmd_consume, "read a rank's share through the coordinator (smoke test)",
      "usage: s3shard consume --coordinator URL --channel NAME [--rank R --world-size N]\n"
      "              [--epochs K] [--step-ms N] [--commit-bytes N] [--secret-file F]\n"
-     "              [--tls-ca F]\n"
-     "prints epoch<TAB>key<TAB>start<TAB>end<TAB>sha256 per piece read; summary on stderr.\n"
-     "SIGTERM drains: exact positions committed, leases released, exit 0.\n"},
+     "              [--tls-ca F] [--cache-dir DIR] [--connections N]\n"
+     "prints epoch<TAB>key<TAB>start<TAB>end<TAB>sha256 per piece read; summary on stderr\n"
+     "(GETs, bytes from S3, bytes from the cache). --cache-dir keeps fetched blocks on\n"
+     "disk: a restarted rank reads what it holds with no GET. SIGTERM drains: exact\n"
+     "positions committed, leases released, exit 0.\n"},
     {"run", s3s__cmd_run, "materialise a job's channels and run a command (SageMaker layout)",
      "usage: s3shard run --job JOB.json (--static | --coordinator URL) [options] -- COMMAND "
      "ARGS...\n"
