@@ -324,6 +324,15 @@ static void report(job *j, const char *ch, double t0, int bar, int final)
     fflush(stderr);
 }
 
+int s3s__mode_records_refuse(const char *chname, const char *mode, s3s__errbuf *eb)
+{
+    return s3s__err_set(eb, S3S_ENOTSUP,
+                        "channel %s: InputMode %s does not take S3DataType AugmentedManifestFile: "
+                        "SageMaker streams augmented manifests in Pipe mode only (set "
+                        "\"InputMode\": \"Pipe\")",
+                        chname ? chname : "(unnamed)", mode);
+}
+
 int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname, s3s__item_desc **out,
                          size_t *out_n, size_t *plen, s3s__errbuf *eb)
 {
@@ -335,6 +344,8 @@ int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname, s3s__
     *out = NULL;
     *out_n = 0;
     int rc = s3s__static_setup(&cfg, &wo, &owned, eb);
+    if (rc == 0 && s3s_snapshot_kind_get(cfg.snap) == S3S_SNAP_RECORDS)
+        rc = s3s__mode_records_refuse(chname, "File", eb);
     if (rc == 0)
         rc = s3s__source_static_create(&src, &cfg, eb);
     if (rc != 0) {

@@ -6,6 +6,8 @@
  *   folder (the source URI up to its last '/'; for manifests, the folder
  *   common to every key), so s3://b/data/train/x/1.jpg under S3Uri
  *   s3://b/data/train/ lands at <root>/train/x/1.jpg.
+ * - An augmented manifest (records) is refused (S3S_ENOTSUP, naming channel,
+ *   mode and source type): SageMaker streams those in Pipe mode only.
  * - Keys are outside input: every relative key is checked (keypath.h) and the
  *   whole set for file/folder collisions before anything is written; a bad
  *   key fails the call with S3S_EUNSAFEKEY naming the key. S3 folder markers
@@ -59,6 +61,12 @@ int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_resu
 struct s3s__item_desc;
 int s3s__mode_share_list(const s3s_worker_opts *wopts, const char *chname,
                          struct s3s__item_desc **out, size_t *out_n, size_t *plen, s3s__errbuf *eb);
+
+/* s3s__mode_records_refuse fails (S3S_ENOTSUP) with the message for an
+ * augmented manifest read in a mode other than Pipe, naming the channel, the
+ * mode and the source type: SageMaker takes AugmentedManifestFile in Pipe
+ * mode only (docs/worker.md). Returns the code. */
+int s3s__mode_records_refuse(const char *chname, const char *mode, s3s__errbuf *eb);
 
 /* s3s__mode_key_prefix returns the length of the prefix stripped from keys of
  * snap (see above). */

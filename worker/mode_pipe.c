@@ -28,6 +28,7 @@ typedef struct pctx {
     uint8_t *rec; /* RecordIO: the object being framed */
     size_t rec_len, rec_cap;
     const char *key;
+    const char *manifest; /* augmented manifests: its URI, for messages */
     s3s__errbuf *eb;
 } pctx;
 
@@ -101,7 +102,10 @@ static int stream_item(pctx *c, s3s_item *it, uint8_t *in, uint8_t *out)
     memset(&z, 0, sizeof(z));
     int rc = 0, zinit = 0, zend = 0;
     uint64_t zin = 0;
-    if (c->gzip) {
+    /* an augmented manifest's inline attribute (its JSON value) is never
+     * compressed: CompressionType applies to the objects */
+    int gzip = c->gzip && !(info->attribute != NULL && info->bucket[0] == '\0');
+    if (gzip) {
         if (inflateInit2(&z, 15 + 32) != Z_OK)
             return s3s__err_set(c->eb, S3S_ENOMEM, "zlib init failed");
         zinit = 1;
@@ -114,16 +118,21 @@ static int stream_item(pctx *c, s3s_item *it, uint8_t *in, uint8_t *out)
         size_t got = 0;
         rc = s3s_reader_read(r, in, CHUNK, &got);
         if (rc != 0) {
-            s3s__err_set(c->eb, rc, "%s", s3s_reader_errmsg(r));
+            if (info->attribute != NULL) /* name the record too */
+                s3s__err_set(c->eb, rc, "%s:%llu: attribute \"%s\" (s3://%s/%s): %s", c->manifest,
+                             (unsigned long long)info->record_line, info->attribute, info->bucket,
+                             info->key, s3s_reader_errmsg(r));
+            else
+                s3s__err_set(c->eb, rc, "%s", s3s_reader_errmsg(r));
             break;
         }
         if (got == 0) {
-            if (c->gzip && !zend && zin > 0)
+            if (gzip && !zend && zin > 0)
                 rc = s3s__err_set(c->eb, S3S_EPARSE, "%s: gzip stream cut short at byte %llu",
                                   info->key, (unsigned long long)zin);
             break;
         }
-        if (!c->gzip) {
+        if (!gzip) {
             rc = emit(c, in, got);
             if (rc != 0)
                 break;
@@ -230,6 +239,7 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
     pctx c = {.o = o, .fd = -1, .eb = eb};
     c.record_io = o->record_io >= 0 ? o->record_io : ch ? ch->record_io : 0;
     c.gzip = o->gzip >= 0 ? o->gzip : ch ? ch->gzip : 0;
+    c.manifest = wo->snapshot ? s3s_snapshot_source(wo->snapshot) : ch ? ch->uri : "manifest";
     s3s__pipe_mode_result r = {0};
     s3s_worker *w = NULL;
     s3s_errinfo ei = {0};
@@ -256,11 +266,15 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
     }
     prev[0] = '\0';
     rc = make_dirs(root, eb);
-    for (uint64_t e = first; e < first + epochs && rc == 0; e++) {
-        snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)e);
+    if (rc == 0) {
+        snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)first);
         rc = make_fifo(path, eb);
-        if (rc != 0)
-            break;
+    }
+    if (rc == 0 && o->ready != NULL)
+        o->ready(o->ready_ud);
+    for (uint64_t e = first; e < first + epochs && rc == 0; e++) {
+        /* path is this epoch's FIFO, made already (before the previous
+         * epoch's reader saw its end of file) */
         if (prev[0] != '\0')
             (void)unlink(prev);
         memcpy(prev, path, pl);
@@ -303,6 +317,13 @@ int s3s__mode_pipe_run(const s3s__pipe_mode_opts *o, s3s__pipe_mode_result *res,
             pending = NULL;
             if (rc != 0)
                 break;
+        }
+        /* The next epoch's FIFO exists before this one's reader sees end of
+         * file, so a script that opens <channel>_<e+1> right after EOF on
+         * <channel>_<e> never races us (SageMaker's contract). */
+        if (rc == 0 && e + 1 < first + epochs) {
+            snprintf(path, pl, "%s/%s_%llu", root, name, (unsigned long long)(e + 1));
+            rc = make_fifo(path, eb);
         }
         close(c.fd);
         c.fd = -1;

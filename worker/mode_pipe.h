@@ -2,11 +2,12 @@
  * order, into a FIFO <root>/<channel>_<epoch>, one per epoch.
  *
  * - The FIFO of the first epoch is created at start; the writer opens it when
- *   a reader does (one reader per pipe), writes every item of the epoch, and
- *   closes it: the reader then sees end of file. Right after, the next
- *   epoch's FIFO is created and the previous one removed, as SageMaker does
- *   ("the next epoch's FIFO appears when the previous one is read to the
- *   end"). The last FIFO is left in place.
+ *   a reader does (one reader per pipe), writes every item of the epoch,
+ *   creates the next epoch's FIFO and only then closes this one: the next
+ *   FIFO exists by the time the reader sees end of file, so a script that
+ *   opens <channel>_<e+1> right after EOF never races (SageMaker's "the next
+ *   epoch's FIFO appears when the previous one is read to the end"). The
+ *   previous FIFO is removed when the next is opened; the last is left.
  * - RecordIO (RecordWrapperType): each object becomes one MXNet RecordIO
  *   record (recordio.h); the object is held in memory to frame it, so it is
  *   capped at 512 MiB - 1 (after decompression).
@@ -34,6 +35,12 @@ typedef struct s3s__pipe_mode_opts {
     int record_io; /* -1: the job channel's RecordWrapperType; 0 none; 1 RecordIO */
     int gzip; /* -1: the job channel's CompressionType; 0 none; 1 gzip */
     volatile sig_atomic_t *stop; /* non-zero: stop soon (may be NULL) */
+    /* ready (may be NULL) is called once, from the calling thread, as soon
+     * as the first epoch's FIFO exists (before a reader opens it), so that a
+     * caller running the stream on a thread can start the training command
+     * only then: SageMaker's <channel>_0 exists when the script starts. */
+    void (*ready)(void *ud);
+    void *ready_ud;
 } s3s__pipe_mode_opts;
 
 typedef struct s3s__pipe_mode_result {

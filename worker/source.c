@@ -1,6 +1,7 @@
 /* source.c: the static-plan and list item sources (see source.h). */
 #include "worker/source.h"
 
+#include "common/dataset/snapshot.h"
 #include "s3shard/error.h"
 #include "worker/keypath.h"
 
@@ -14,6 +15,8 @@ void s3s__item_desc_fini(s3s__item_desc *d)
     free(d->bucket);
     free(d->key);
     free(d->etag);
+    free(d->attribute);
+    free(d->data);
     memset(d, 0, sizeof(*d));
 }
 
@@ -134,10 +137,11 @@ static int static_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__er
         s3s_entry e;
         if (s3s_snapshot_entry(s->cfg.snap, s->shard.first + s->in_shard++, &e) != 0)
             return s3s__err_set(eb, S3S_EINVAL, "plan: entry past the snapshot");
-        if (s3s__keypath_is_folder_marker(e.key, e.key_len, e.size))
+        int rec = s->bucket == NULL; /* an augmented-manifest record */
+        if (!rec && s3s__keypath_is_folder_marker(e.key, e.key_len, e.size))
             continue;
         memset(out, 0, sizeof(*out));
-        out->bucket = strdup(s->bucket);
+        out->bucket = strdup(rec ? "" : s->bucket);
         out->key = strndup(e.key, e.key_len);
         out->etag = strdup(e.etag);
         if (!out->bucket || !out->key || !out->etag) {
@@ -148,6 +152,8 @@ static int static_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__er
         out->epoch = s->epoch;
         out->position = s->emitted++;
         out->token = s->shard.first + s->in_shard - 1;
+        if (rec)
+            out->line = s3s__snapshot_entry_line(s->cfg.snap, (size_t)out->token);
         return 0;
     }
 }
@@ -178,12 +184,9 @@ int s3s__source_static_create(s3s__source **out, const s3s__static_cfg *cfg, s3s
     if (cfg->plan.distribution == S3S_DIST_DYNAMIC)
         return s3s__err_set(eb, S3S_ENOTSUP, "channel %s: Dynamic distribution needs a coordinator",
                             cfg->channel ? cfg->channel->name : "(none)");
-    if (s3s_snapshot_kind_get(cfg->snap) == S3S_SNAP_RECORDS)
-        return s3s__err_set(eb, S3S_ENOTSUP,
-                            "augmented-manifest records are not objects: use Pipe mode's "
-                            "record reader");
-    const char *bucket = s3s_snapshot_bucket(cfg->snap);
-    if (bucket == NULL)
+    int records = s3s_snapshot_kind_get(cfg->snap) == S3S_SNAP_RECORDS;
+    const char *bucket = records ? NULL : s3s_snapshot_bucket(cfg->snap);
+    if (bucket == NULL && !records)
         return s3s__err_set(eb, S3S_ENOTSUP, "snapshot of %s is not in S3",
                             s3s_snapshot_source(cfg->snap));
     static_src *s = calloc(1, sizeof(*s));

@@ -32,6 +32,14 @@ typedef struct s3s__item_desc {
     uint64_t position; /* position in this rank's order of the epoch */
     uint64_t token; /* source-specific (shard id, lease id, list index) */
     uint64_t sub; /* source-specific (coordinator: the item's index in its lease) */
+    /* Augmented-manifest records (worker/records.h). A record source's
+     * descriptions have bucket "", key the record's JSON text and line set;
+     * the record expander turns each into one description per attribute,
+     * with attribute set and, for a non-"-ref" attribute, data. */
+    uint64_t line; /* the record's line in its manifest (0: unknown) */
+    char *attribute; /* heap: the attribute this item carries, NULL otherwise */
+    uint8_t *data; /* heap: an inline attribute's bytes (size of them), NULL: fetch */
+    uint32_t attr_index, attr_count;
 } s3s__item_desc;
 
 void s3s__item_desc_fini(s3s__item_desc *d);
@@ -85,7 +93,9 @@ int s3s__static_setup(s3s__static_cfg *cfg, const s3s_worker_opts *opts, s3s_sna
  * plan of cfg->snap and this rank's share of it (every shard for
  * FullyReplicated), each shard's objects in order. S3 folder markers are
  * skipped. A Dynamic channel is refused (S3S_ENOTSUP: it needs a
- * coordinator), as are augmented-manifest records and local snapshots. */
+ * coordinator), as are local snapshots. Of an augmented-manifest (records)
+ * snapshot it hands out the records themselves (bucket "", key the record's
+ * JSON, line): wrap it in s3s__source_records_create to get items. */
 int s3s__source_static_create(s3s__source **out, const s3s__static_cfg *cfg, s3s__errbuf *eb);
 
 /* s3s__source_list_create makes a source over n descriptions (moved into the

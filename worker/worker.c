@@ -11,6 +11,7 @@
 
 #include "common/util/log.h"
 #include "s3shard/error.h"
+#include "worker/records.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #define MIB (1024ull * 1024)
+#define RECORDS_AHEAD 256 /* augmented-manifest records resolved (HEAD) ahead */
 
 void s3s_worker_opts_init(s3s_worker_opts *o)
 {
@@ -179,6 +181,15 @@ int s3s_worker_create(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo
     int rc = s3s__static_setup(&cfg, opts, &owned, &eb);
     if (rc == 0)
         rc = s3s__source_static_create(&src, &cfg, &eb);
+    if (rc == 0 && s3s_snapshot_kind_get(cfg.snap) == S3S_SNAP_RECORDS) {
+        /* augmented manifest: each record becomes one item per attribute */
+        s3s__source *rs = NULL;
+        unsigned nres = opts->connections < 8 ? (opts->connections ? opts->connections : 1) : 8;
+        rc = s3s__source_records_create(&rs, src, s3s_snapshot_source(cfg.snap), &opts->s3, nres,
+                                        RECORDS_AHEAD, &eb);
+        if (rc == 0)
+            src = rs;
+    }
     if (rc == 0)
         rc = s3s__worker_create_src(out, opts, src, &eb);
     if (rc != 0) {
@@ -309,6 +320,10 @@ static int pull_one(s3s_worker *w, int wait)
     if (rc == 0) {
         s3s__obj *o = NULL;
         rc = s3s__obj_create(w, d.bucket, d.key, d.etag, d.size, &o);
+        if (rc == 0 && d.data != NULL) { /* an inline record attribute */
+            o->data = d.data;
+            d.data = NULL;
+        }
         if (rc == 0) {
             s3s__ahead *a = &w->ahead[(w->ahead_head + w->ahead_n) % w->ahead_cap];
             a->d = d;
@@ -399,6 +414,10 @@ int s3s_worker_next(s3s_worker *w, s3s_item **out)
     item->info.offset = item->d.offset;
     item->info.epoch = item->d.epoch;
     item->info.position = item->d.position;
+    item->info.attribute = item->d.attribute;
+    item->info.attr_index = item->d.attr_index;
+    item->info.attr_count = item->d.attr_count;
+    item->info.record_line = item->d.line;
     s3s__reader_setup(&item->reader, w, a.obj, a.d.offset);
     item->reader.item = item;
     pthread_mutex_lock(&w->mu);

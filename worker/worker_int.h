@@ -64,6 +64,8 @@ struct s3s__obj {
     pthread_mutex_t ce_mu;
     int ce_tried;
     s3s__cache_entry *ce; /* NULL: no cache for this object */
+    uint8_t *data; /* an inline record attribute's bytes (records.h): blocks are
+                      served from here, never fetched; NULL for S3 objects */
 };
 
 struct s3s_reader {

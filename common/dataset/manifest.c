@@ -216,8 +216,13 @@ static const char *select_attrs(json_t *obj, const char *const *attrs, size_t na
                 return why;
             }
             if (s3s__ds_split_uri(json_string_value(v), &b, &k, &sub) != 0 || k[0] == '\0') {
-                snprintf(why, whylen, "attribute \"%.200s\": %.180s", attrs[i],
-                         k == NULL ? sub.msg : "expected an s3://bucket/key URI with a key");
+                if (k == NULL) /* sub.msg quotes the URI */
+                    snprintf(why, whylen, "attribute \"%.100s\": %.250s", attrs[i], sub.msg);
+                else
+                    snprintf(why, whylen,
+                             "attribute \"%.100s\": \"%.200s\": expected an s3://bucket/key "
+                             "URI with a key",
+                             attrs[i], json_string_value(v));
                 free(b);
                 free(k);
                 json_decref(sel);

@@ -676,3 +676,10 @@ int s3s_snapshot_entry(const s3s_snapshot *s, size_t i, s3s_entry *out)
     s3s__etag_text(s, r, out->etag);
     return 0;
 }
+
+uint32_t s3s__snapshot_entry_line(const s3s_snapshot *s, size_t i)
+{
+    if (s == NULL || i >= s->count || s->kind != S3S_SNAP_RECORDS)
+        return 0;
+    return s->recs[i].pad1;
+}

@@ -72,6 +72,12 @@ int s3s__snap_serialize(const s3s_snapshot *s, void **out, size_t *out_len, s3s_
  * and on failure alike. */
 int s3s__snap_parse(s3s_snapshot **out, void *block, size_t len, const char *name, s3s_errinfo *e);
 
+/* s3s__snapshot_entry_line returns the manifest line of record i of an
+ * S3S_SNAP_RECORDS snapshot (kept in the record's pad1 word, outside the
+ * content hash), or 0 when unknown (other kinds, snapshots written before it
+ * was kept, a line past 2^32 - 1, i out of range). */
+uint32_t s3s__snapshot_entry_line(const s3s_snapshot *s, size_t i);
+
 /* s3s__etag_text writes a record's ETag as text into out (72 bytes). */
 void s3s__etag_text(const s3s_snapshot *s, const s3s__snap_rec *r, char out[72]);
 

@@ -195,6 +195,9 @@ static int on_record(void *ud, const char *text, size_t len, size_t line)
     int rc = s3s__sb_add(m->b, text, len, len, NULL);
     if (rc != 0)
         return s3s__ei_set(m->e, rc, "%s:%zu: %s", m->name, line, s3s_strerror(rc));
+    /* the line travels with the record (not hashed) so that the worker can
+     * name it when a -ref object fails */
+    m->b->recs[m->b->count - 1].pad1 = line > UINT32_MAX ? 0 : (uint32_t)line;
     return 0;
 }
 

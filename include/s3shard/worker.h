@@ -156,6 +156,17 @@ typedef struct s3s_item_info {
                         the reader starts positioned there */
     uint64_t epoch;
     uint64_t position; /* position of the item in its epoch's order of this rank */
+    /* Augmented manifests (AugmentedManifestFile): each record is handed out
+     * as one item per attribute of AttributeNames, in that order. A "-ref"
+     * attribute's item is the object its s3:// URI names (bucket, key, and
+     * size and ETag from a HEAD); any other attribute's item has bucket "",
+     * key the attribute name, no ETag, and its bytes are the attribute's
+     * value as compact JSON. For items of other sources attribute is NULL
+     * and the three numbers 0. */
+    const char *attribute; /* the attribute this item carries, or NULL */
+    uint32_t attr_index; /* its place in the record: 0 .. attr_count - 1 */
+    uint32_t attr_count; /* attributes per record */
+    uint64_t record_line; /* the record's line in the manifest (0: unknown) */
 } s3s_item_info;
 
 /* s3s_worker_next hands out the next item of the share, in plan order across

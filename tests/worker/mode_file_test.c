@@ -3,7 +3,7 @@
  * (SHA-256), a restart that skips complete files and re-fetches a damaged
  * one, a rank's share of two, and a path-traversal key refused with an error
  * naming the key before anything is written. */
-#include "tests/support/testenv.h"
+#include "tests/support/s3fixture.h"
 
 #include "common/crypto/sha256.h"
 #include "s3shard/dataset.h"
@@ -30,40 +30,24 @@ static uint8_t *data[NF];
 
 static void s3opts(s3s_s3_opts *o)
 {
-    s3s_s3_opts_init(o);
-    o->endpoint = srv.endpoint;
-    o->access_key_id = "S3RVER";
-    o->secret_access_key = "S3RVER";
-    o->region = "us-east-1";
-    o->retry_base_ms = 10;
-    o->max_attempts = 3;
+    s3s_test_s3fix_opts(&srv, o);
 }
 
 static int setup(void **state)
 {
     (void)state;
     static const char *const buckets[] = {BUCKET, NULL};
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_ENDPOINT_URL_S3");
-    if (s3s_test_s3rver_start(&srv, buckets) != 0)
-        return -1;
-    s3s_s3_opts o;
-    s3opts(&o);
-    s3s_s3 *s3 = NULL;
-    if (s3s_s3_create(&s3, &o) != 0)
+    if (s3s_test_s3fix_start(&srv, buckets) != 0)
         return -1;
     for (int i = 0; i < NF; i++) {
         data[i] = malloc(sizes[i] + 1);
         for (size_t k = 0; k < sizes[i]; k++)
             data[i][k] = (uint8_t)(k * 7 + (size_t)i * 13 + (k >> 9));
-        if (s3s_s3_put(s3, BUCKET, keys[i], data[i], sizes[i], NULL) != 0)
+        if (s3s_test_s3fix_put(&srv, BUCKET, keys[i], data[i], sizes[i]) != 0)
             return -1;
     }
     /* a folder marker, skipped */
-    if (s3s_s3_put(s3, BUCKET, "ds/train/sub/", "", 0, NULL) != 0)
-        return -1;
-    s3s_s3_destroy(s3);
-    return 0;
+    return s3s_test_s3fix_put(&srv, BUCKET, "ds/train/sub/", "", 0);
 }
 
 static int teardown(void **state)
@@ -77,22 +61,7 @@ static int teardown(void **state)
 
 static s3s_snapshot *snapshot(const char *uri, s3s_data_type type)
 {
-    s3s_s3_opts o;
-    s3opts(&o);
-    s3s_s3 *s3 = NULL;
-    assert_int_equal(s3s_s3_create(&s3, &o), 0);
-    s3s_source_opts so;
-    s3s_source_opts_init(&so);
-    so.uri = uri;
-    so.s3 = s3;
-    so.data_type = type;
-    so.manifest_meta = S3S_META_NONE;
-    s3s_snapshot *snap = NULL;
-    s3s_errinfo ei = {0};
-    if (s3s_snapshot_create(&snap, &so, &ei) != 0)
-        fail_msg("snapshot: %s", ei.msg);
-    s3s_s3_destroy(s3);
-    return snap;
+    return s3s_test_s3fix_snapshot(&srv, uri, type, NULL);
 }
 
 static void check_file(const char *root, const char *rel, int i)

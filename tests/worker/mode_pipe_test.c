@@ -2,7 +2,7 @@
  * epochs through <root>/train_0 and train_1, plain, RecordIO-framed, gzip
  * (decompressed), gzip + RecordIO; a reader that closes early (no SIGPIPE
  * death, the next epoch still served); stop before a reader comes. */
-#include "tests/support/testenv.h"
+#include "tests/support/s3fixture.h"
 
 #include "common/crypto/sha256.h"
 #include "s3shard/dataset.h"
@@ -30,13 +30,7 @@ static uint8_t *plain[NP];
 
 static void s3opts(s3s_s3_opts *o)
 {
-    s3s_s3_opts_init(o);
-    o->endpoint = srv.endpoint;
-    o->access_key_id = "S3RVER";
-    o->secret_access_key = "S3RVER";
-    o->region = "us-east-1";
-    o->retry_base_ms = 10;
-    o->max_attempts = 3;
+    s3s_test_s3fix_opts(&srv, o);
 }
 
 static uint8_t *gzip_of(const uint8_t *p, size_t n, size_t *out_n)
@@ -60,14 +54,7 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const buckets[] = {BUCKET, NULL};
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_ENDPOINT_URL_S3");
-    if (s3s_test_s3rver_start(&srv, buckets) != 0)
-        return -1;
-    s3s_s3_opts o;
-    s3opts(&o);
-    s3s_s3 *s3 = NULL;
-    if (s3s_s3_create(&s3, &o) != 0)
+    if (s3s_test_s3fix_start(&srv, buckets) != 0)
         return -1;
     for (int i = 0; i < NP; i++) {
         plain[i] = malloc(sizes[i] + 1);
@@ -75,19 +62,18 @@ static int setup(void **state)
             plain[i][k] = (uint8_t)((k * 31 + (size_t)i) % 251); /* compressible-ish */
         char key[64];
         snprintf(key, sizeof(key), "plain/p%d", i);
-        if (s3s_s3_put(s3, BUCKET, key, plain[i], sizes[i], NULL) != 0)
+        if (s3s_test_s3fix_put(&srv, BUCKET, key, plain[i], sizes[i]) != 0)
             return -1;
         size_t gn = 0;
         uint8_t *g = gzip_of(plain[i], sizes[i], &gn);
         snprintf(key, sizeof(key), "gz/p%d.gz", i);
-        int rc = s3s_s3_put(s3, BUCKET, key, g, gn, NULL);
+        int rc = s3s_test_s3fix_put(&srv, BUCKET, key, g, gn);
         free(g);
         if (rc != 0)
             return -1;
     }
-    if (s3s_s3_put(s3, BUCKET, "bad/x.gz", "not gzip at all", 15, NULL) != 0)
+    if (s3s_test_s3fix_put(&srv, BUCKET, "bad/x.gz", "not gzip at all", 15) != 0)
         return -1;
-    s3s_s3_destroy(s3);
     return 0;
 }
 
@@ -102,22 +88,9 @@ static int teardown(void **state)
 
 static s3s_snapshot *snapshot(const char *prefix)
 {
-    s3s_s3_opts o;
-    s3opts(&o);
-    s3s_s3 *s3 = NULL;
-    assert_int_equal(s3s_s3_create(&s3, &o), 0);
     char uri[128];
     snprintf(uri, sizeof(uri), "s3://%s/%s", BUCKET, prefix);
-    s3s_source_opts so;
-    s3s_source_opts_init(&so);
-    so.uri = uri;
-    so.s3 = s3;
-    s3s_snapshot *snap = NULL;
-    s3s_errinfo ei = {0};
-    if (s3s_snapshot_create(&snap, &so, &ei) != 0)
-        fail_msg("snapshot: %s", ei.msg);
-    s3s_s3_destroy(s3);
-    return snap;
+    return s3s_test_s3fix_snapshot(&srv, uri, S3S_DATA_S3_PREFIX, NULL);
 }
 
 /* expected stream of one epoch: the objects in key order, maybe framed */
@@ -153,7 +126,11 @@ static void child_reader(const char *root, const char *result, int early)
         char path[512];
         snprintf(path, sizeof(path), "%s/train_%d", root, e);
         int fd = -1;
-        for (int tries = 0; tries < 3000 && fd < 0; tries++) {
+        /* After end of file on train_0, train_1 must exist at once (the
+         * writer makes it before closing train_0): one look, no waiting.
+         * After an early close the writer first skips the rest of epoch 0. */
+        int tries_max = (e == 0 || early) ? 3000 : 1;
+        for (int tries = 0; tries < tries_max && fd < 0; tries++) {
             struct stat st;
             if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
                 fd = open(path, O_RDONLY);
@@ -163,7 +140,7 @@ static void child_reader(const char *root, const char *result, int early)
             }
         }
         if (fd < 0)
-            _exit(3);
+            _exit(e == 0 ? 3 : 4);
         s3s__sha256_ctx c;
         s3s__sha256_init(&c);
         uint8_t buf[8192];
@@ -173,6 +150,14 @@ static void child_reader(const char *root, const char *result, int early)
             if (want == 0)
                 break;
             ssize_t n = read(fd, buf, want);
+            if (n == 0 && e + 1 < 2) {
+                /* end of file: the next FIFO must be there this instant */
+                char next[512];
+                struct stat st;
+                snprintf(next, sizeof(next), "%s/train_%d", root, e + 1);
+                if (stat(next, &st) != 0 || !S_ISFIFO(st.st_mode))
+                    _exit(5);
+            }
             if (n <= 0)
                 break;
             s3s__sha256_update(&c, buf, (size_t)n);

@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ typedef struct chan {
     pthread_t thread;
     int started;
     volatile sig_atomic_t stop;
+    sem_t ready; /* posted when the first FIFO exists, or the stream ended */
     int rc;
     char err[1200];
     s3s__pipe_mode_result res;
@@ -126,6 +128,11 @@ typedef struct pipe_arg {
     const s3s__run_cfg *cfg;
 } pipe_arg;
 
+static void pipe_ready(void *ud)
+{
+    sem_post(&((chan *)ud)->ready);
+}
+
 static void *pipe_main(void *arg)
 {
     pipe_arg *pa = arg;
@@ -134,10 +141,13 @@ static void *pipe_main(void *arg)
     worker_opts(pa->cfg, c, &o);
     s3s__pipe_mode_opts po = {
         .wopts = &o, .root = pa->cfg->data_root, .record_io = -1, .gzip = -1, .stop = &c->stop};
+    po.ready = pipe_ready;
+    po.ready_ud = c;
     s3s__errbuf eb = {{0}};
     c->rc = s3s__mode_pipe_run(&po, &c->res, &eb);
     if (c->rc != 0)
         snprintf(c->err, sizeof c->err, "%s", eb.msg);
+    sem_post(&c->ready); /* in case it failed before its first FIFO */
     free(pa);
     return NULL;
 }
@@ -149,12 +159,18 @@ static int pipe_start(const s3s__run_cfg *cfg, chan *c)
         return s3s__cli_fail(CMD, "out of memory");
     pa->c = c;
     pa->cfg = cfg;
+    sem_init(&c->ready, 0, 0);
     int e = pthread_create(&c->thread, NULL, pipe_main, pa);
     if (e != 0) {
         free(pa);
+        sem_destroy(&c->ready);
         return s3s__cli_fail(CMD, "channel %s: thread: %s", c->ch->name, strerror(e));
     }
     c->started = 1;
+    /* The command starts only once <channel>_0 exists (or the stream failed:
+     * then stop reports it). */
+    while (sem_wait(&c->ready) != 0 && errno == EINTR)
+        ;
     return 0;
 }
 
@@ -197,6 +213,7 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
         if (c->started) {
             c->stop = 1;
             pthread_join(c->thread, NULL);
+            sem_destroy(&c->ready);
             if (c->rc != 0 && c->rc != S3S_EINTERRUPTED)
                 fprintf(stderr, "s3shard run: channel %s (Pipe): %s\n", c->ch->name, c->err);
             write_progress(&rc->cfg, c);
@@ -254,15 +271,31 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
         }
         /* The share's keys are checked before anything is written or mounted. */
         s3s__errbuf eb = {{0}};
-        if (s3s__share_list_build(&c->list, c->ch, c->snap, cfg->epoch, cfg->topo.rank,
+        /* An augmented manifest is streamed record by record (Pipe mode only,
+         * as in SageMaker): no objects to lay out. */
+        int records = s3s_snapshot_kind_get(c->snap) == S3S_SNAP_RECORDS;
+        if (records && c->ch->input_mode != S3S_MODE_PIPE) {
+            s3s__mode_records_refuse(c->ch->name, mode_names[c->ch->input_mode], &eb);
+            ret = s3s__cli_fail(CMD, "%s", eb.msg);
+            break;
+        }
+        if (!records &&
+            s3s__share_list_build(&c->list, c->ch, c->snap, cfg->epoch, cfg->topo.rank,
                                   cfg->topo.world_size, &eb) != 0) {
             ret = s3s__cli_fail(CMD, "%s", eb.msg);
             break;
         }
-        fprintf(stderr,
-                "s3shard run: channel %s (%s): %zu objects, %" PRIu64 " bytes for rank %u of %u\n",
-                c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
-                cfg->topo.rank, cfg->topo.world_size);
+        if (records)
+            fprintf(stderr,
+                    "s3shard run: channel %s (Pipe): augmented manifest of %zu records, "
+                    "streamed record by record for rank %u of %u\n",
+                    c->ch->name, s3s_snapshot_count(c->snap), cfg->topo.rank, cfg->topo.world_size);
+        else
+            fprintf(stderr,
+                    "s3shard run: channel %s (%s): %zu objects, %" PRIu64
+                    " bytes for rank %u of %u\n",
+                    c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
+                    cfg->topo.rank, cfg->topo.world_size);
         switch (c->ch->input_mode) {
         case S3S_MODE_FILE:
             if (mkdirs(c->path) != 0)
