@@ -210,6 +210,7 @@ class Run:
         self.ranks = {}  # (rank, channel) -> Popen
         self.incs = {}
         self.started = {}
+        self.start_size = {}
         self.cuts = {}  # (rank, channel) -> line counts where the node's cache was wiped
         self.channels = CHANNELS if mode != "ddp" else ("a",)
 
@@ -280,6 +281,7 @@ class Run:
             os.makedirs(d, exist_ok=True)
             a += ["--cache-dir", d]
         out = open(os.path.join(self.dir, "lines-%d-%s" % (rank, ch)), "a")
+        self.start_size[key] = out.tell()
         err = open(os.path.join(self.dir, "rank-%d-%s.err" % (rank, ch)), "a")
         self.ranks[key] = subprocess.Popen(a, env=self.E.env, stdout=out, stderr=err)
         self.started[key] = time.time()
@@ -348,8 +350,11 @@ class Run:
 
     def ev_term_rank(self):
         # a drain needs the signal handler, installed at start-up: a process
-        # signalled in its first milliseconds simply dies (it holds no lease)
-        live = [k for k in self.live() if time.time() - self.started[k] > 1.0]
+        # signalled before (exec, sanitizer start-up: seconds on a loaded
+        # machine) simply dies, holding no lease. Only processes that printed
+        # a line since they started are drained.
+        live = [k for k in self.live() if os.path.getsize(
+            os.path.join(self.dir, "lines-%d-%s" % k)) > self.start_size[k]]
         if not live:
             return
         key = self.rnd.choice(sorted(live))
