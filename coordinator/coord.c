@@ -157,6 +157,10 @@ static void track(s3s__coord_chan *ch, const s3s__sched_event *ev, const uint8_t
         }
         ch->compact_due = true;
         ch->epoch_start_ms = s3s__now_ms();
+        s3s__sched_stats st;
+        s3s__sched_stats_get(ch->sched, &st);
+        ch->fetched = 0;
+        ch->drains_at_begin = st.drains;
     }
     frame_add(&ch->log, S3S__CJ_EVENT, packed, n);
     if (ev->type == S3S__EV_EPOCH_DONE)
@@ -328,8 +332,25 @@ static void save_ledger(s3s__coord *c, s3s__coord_chan *ch)
         return;
     s3s__errbuf eb;
     int ok = s3s__sched_ledger_verify(ch->sched, 1, &eb);
-    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,\"rows\":[\n", ch->ch->name,
+    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,", ch->ch->name,
             (unsigned long long)st.epoch, ok == 0 ? "true" : "false");
+    /* the epoch's counters, and every rank's committed samples (pads included):
+     * under equal steps each one is the quota */
+    fprintf(f,
+            "\"quota\":%llu,\"samples_total\":%llu,\"pad_samples\":%llu,\"bytes_dropped\":%llu,"
+            "\"reissued_tails\":%llu,\"reissued_bytes\":%llu,\"drains\":%llu,"
+            "\"bytes_fetched\":%llu,\"bytes_refetched\":%llu,\"rank_samples\":[",
+            (unsigned long long)st.quota, (unsigned long long)st.samples_total,
+            (unsigned long long)st.pad_samples, (unsigned long long)st.bytes_dropped,
+            (unsigned long long)st.reissued_tails, (unsigned long long)st.reissued_bytes,
+            (unsigned long long)(st.drains - ch->drains_at_begin), (unsigned long long)ch->fetched,
+            (unsigned long long)s3s__coord_refetched(ch->fetched, st.bytes_committed));
+    for (uint32_t r = 0; r < c->world_size; r++) {
+        s3s__sched_rank_stats rs = {0};
+        s3s__sched_rank_stats_get(ch->sched, r, &rs);
+        fprintf(f, "%s%llu", r ? "," : "", (unsigned long long)rs.samples_committed);
+    }
+    fprintf(f, "],\"rows\":[\n");
     ledger_file lf = {f, ch, 0};
     s3s__sched_ledger_walk(ch->sched, ledger_line, &lf);
     fprintf(f, "\n]}\n");
@@ -399,6 +420,9 @@ int s3s__coord_set_world(s3s__coord *c, uint32_t world, s3s__errbuf *eb)
         so.dist = ch->ch->distribution == S3S_DIST_FULLY_REPLICATED ? S3S__DIST_FULLY_REPLICATED
             : ch->ch->distribution == S3S_DIST_SHARDED_BY_S3_KEY    ? S3S__DIST_SHARDED_BY_S3KEY
                                                                     : S3S__DIST_DYNAMIC;
+        so.equal_steps = ch->ch->equal_steps == S3S_EQUAL_DROP ? S3S__EQUAL_DROP
+            : ch->ch->equal_steps == S3S_EQUAL_PAD             ? S3S__EQUAL_PAD
+                                                               : S3S__EQUAL_OFF;
         int rc = s3s__sched_create(&ch->sched, &so, on_event, ch, eb);
         if (rc != 0)
             return rc;
@@ -485,6 +509,11 @@ static int replay_one(void *arg, const s3s__jrec *r, uint64_t off)
         return s3s__err_set(eb, rc, "journal: record at offset %llu: %s", (unsigned long long)off,
                             eb->msg);
     track(ch, &ev, r->data, r->data_len);
+    if (ev.type == S3S__EV_EPOCH_BEGIN) { /* a compacted journal's RESTORE came first */
+        s3s__sched_stats st;
+        s3s__sched_stats_get(ch->sched, &st);
+        ch->drains_at_begin = st.drains;
+    }
     return 0;
 }
 
@@ -867,6 +896,11 @@ int s3s__coord_open(s3s__coord **out, const s3s_coord_opts *opts, s3s__errbuf *e
                 ch->tok_reserved_lsn = 0;
                 s3s__sched_recover(c->chans[i].sched, now);
                 c->chans[i].epoch_start_ms = now;
+                /* the fetched count is soft: assume what was committed before the
+                 * restart was fetched once, so later re-downloads still show */
+                s3s__sched_stats st;
+                s3s__sched_stats_get(c->chans[i].sched, &st);
+                c->chans[i].fetched = st.bytes_committed;
             }
         s3s__coord_advance(c);
         rc = s3s__coord_commit(c, eb);

@@ -300,6 +300,20 @@ static int do_heartbeat(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3
     return 0;
 }
 
+/* The optional `fetched` count (soft): for the channel of the first item, or
+ * the worker's first channel. */
+static void note_fetched(s3s__coord *c, const s3s__coord_peer *p, const s3s__msg_progress *pr)
+{
+    uint32_t ci = UINT32_MAX;
+    if (pr->n > 0)
+        ci = (uint32_t)(pr->items[0].token & ((1u << S3S__COORD_TOKEN_SHIFT) - 1));
+    for (uint32_t i = 0; ci == UINT32_MAX && i < c->nchan; i++)
+        if (p->chan_mask & (1u << i))
+            ci = i;
+    if (ci < c->nchan)
+        c->chans[ci].fetched += pr->fetched;
+}
+
 static void leave_all(s3s__coord *c, s3s__coord_peer *p, uint64_t wid, bool bye)
 {
     for (uint32_t i = 0; i < c->nchan; i++)
@@ -340,6 +354,7 @@ static int dispatch(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3s__b
             rc = s3s__err_set(&eb, S3S_ENOMEM, "out of memory");
             break;
         }
+        note_fetched(c, p, &m->u.progress);
         apply_items(c, m, &m->u.progress, res);
         s3s__msg_init(&rm, m->type == S3S_MSG_PROGRESS ? S3S_MSG_PROGRESS_ACK : S3S_MSG_DRAIN_ACK,
                       0, m->seq);

@@ -47,9 +47,21 @@ typedef struct s3s__coord_chan {
     uint64_t tok_reserved; /* highest reservation mark appended (or replayed) */
     uint64_t tok_reserved_lsn; /* its record's lsn */
     uint64_t tok_safe; /* a mark known durable: tokens below it may be answered at once */
+    /* soft per-epoch counters (not journaled; the finished epochs' are in their
+     * ledger files): bytes workers reported fetched from S3, and the
+     * scheduler's job-wide drain count when the epoch began */
+    uint64_t fetched;
+    uint64_t drains_at_begin;
     s3s__buf base; /* packed records: token floor, JOINs at the last epoch begin */
     s3s__buf log; /* packed events since the last epoch begin */
 } s3s__coord_chan;
+
+/* Bytes downloaded twice: what workers reported fetched beyond what was
+ * committed (0 while they fetched less, e.g. from caches). */
+static inline uint64_t s3s__coord_refetched(uint64_t fetched, uint64_t committed)
+{
+    return fetched > committed ? fetched - committed : 0;
+}
 
 /* One worker's entry in the reply cache. */
 typedef struct s3s__coord_peer {

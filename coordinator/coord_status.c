@@ -31,6 +31,79 @@ static void kv_hex(s3s__mpw *w, const char *k, const uint8_t *h, size_t n)
     kv_s(w, k, hex);
 }
 
+/* One epoch's resume counters: re-issued tails and their bytes, drains, bytes
+ * fetched from S3 and fetched twice. */
+typedef struct epoch_row {
+    uint64_t epoch, tails, tail_bytes, drains, fetched, refetched;
+} epoch_row;
+
+#define HIST_MAX 64 /* finished epochs listed in a status reply (the latest) */
+
+static uint64_t header_u(const char *text, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(text, pat);
+    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* A finished epoch's row, from the head of its ledger file (written at the
+ * epoch's end; the counters come before the rows). 0 when it is missing. */
+static int hist_row(const s3s__coord *c, const s3s__coord_chan *ch, uint64_t e, epoch_row *row)
+{
+    char path[4096], head[1024];
+    snprintf(path, sizeof(path), "%s/ledger-%s-%llu.json", c->state_dir, ch->ch->name,
+             (unsigned long long)e);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(head, 1, sizeof(head) - 1, f);
+    fclose(f);
+    head[n] = 0;
+    char *rows = strstr(head, "\"rank_samples\"");
+    if (rows == NULL)
+        return 0; /* an older file without the counters */
+    *rows = 0;
+    row->epoch = e;
+    row->tails = header_u(head, "reissued_tails");
+    row->tail_bytes = header_u(head, "reissued_bytes");
+    row->drains = header_u(head, "drains");
+    row->fetched = header_u(head, "bytes_fetched");
+    row->refetched = header_u(head, "bytes_refetched");
+    return 1;
+}
+
+#define RANK_LEASES_MAX 64 /* live leases listed per rank (the scheduler allows 64) */
+
+typedef struct inflight_ctx {
+    uint32_t rank;
+    uint64_t bytes;
+    uint32_t n;
+    s3s__lease_row rows[RANK_LEASES_MAX];
+} inflight_ctx;
+
+static int inflight_add(void *ctx, const s3s__lease_row *row)
+{
+    inflight_ctx *ic = ctx;
+    if (row->rank == ic->rank) {
+        ic->bytes += row->end - row->committed;
+        if (ic->n < RANK_LEASES_MAX)
+            ic->rows[ic->n++] = *row;
+    }
+    return 0;
+}
+
+static void write_row(s3s__mpw *w, const epoch_row *r)
+{
+    s3s__mpw_map(w, 6);
+    kv_u(w, "epoch", r->epoch);
+    kv_u(w, "reissued_tails", r->tails);
+    kv_u(w, "reissued_bytes", r->tail_bytes);
+    kv_u(w, "drains", r->drains);
+    kv_u(w, "bytes_fetched", r->fetched);
+    kv_u(w, "bytes_refetched", r->refetched);
+}
+
 static const char *dist_name(s3s_distribution d)
 {
     return d == S3S_DIST_FULLY_REPLICATED ? "FullyReplicated"
@@ -91,7 +164,7 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     if (ch->sched != NULL)
         s3s__sched_stats_get(ch->sched, &st);
     bool ledger = (flags & S3S_STATUS_LEDGER) && ch->sched != NULL;
-    s3s__mpw_map(w, ledger ? 22 : 21);
+    s3s__mpw_map(w, ledger ? 27 : 26);
     kv_s(w, "name", ch->ch->name);
     kv_s(w, "distribution", dist_name(ch->ch->distribution));
     kv_u(w, "epoch", st.epoch);
@@ -111,6 +184,26 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     kv_u(w, "reissued_bytes", st.reissued_bytes);
     kv_u(w, "stale_refusals", st.stale_refusals);
     kv_u(w, "drains", st.drains);
+    kv_u(w, "quota", st.quota);
+    kv_u(w, "pad_samples", st.pad_samples);
+    /* per epoch: the finished ones (ledger files) and the current one */
+    epoch_row cur = {st.epoch,          st.reissued_tails,
+                     st.reissued_bytes, st.drains - ch->drains_at_begin,
+                     ch->fetched,       s3s__coord_refetched(ch->fetched, st.bytes_committed)};
+    epoch_row hist[HIST_MAX];
+    uint32_t nh = 0;
+    uint64_t first = ch->sched != NULL && st.epoch > HIST_MAX ? st.epoch - HIST_MAX : 0;
+    uint64_t upto = ch->sched == NULL ? 0 : st.epoch_running ? st.epoch : st.epoch + 1;
+    for (uint64_t e = first; e < upto && nh < HIST_MAX; e++)
+        nh += (uint32_t)hist_row(c, ch, e, &hist[nh]);
+    s3s__mpw_cstr(w, "epoch_stats");
+    s3s__mpw_array(w, nh + (st.epoch_running ? 1u : 0u));
+    for (uint32_t i = 0; i < nh; i++)
+        write_row(w, &hist[i]);
+    if (st.epoch_running)
+        write_row(w, &cur);
+    kv_u(w, "bytes_fetched", cur.fetched);
+    kv_u(w, "bytes_refetched", cur.refetched);
     kv_u(w, "cache_hits", st.cache_hits);
     kv_u(w, "workers_live", st.workers_live);
     kv_hex(w, "snapshot_hash", ch->snap_hash, 32);
@@ -124,10 +217,28 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     for (uint32_t r = 0; r < nr; r++) {
         s3s__sched_rank_stats rs = {0};
         s3s__sched_rank_stats_get(ch->sched, r, &rs);
-        s3s__mpw_map(w, 4);
+        /* the rank's in-flight window: what its live leases have not committed
+         * (what a crash of the rank now would cost at most) */
+        static __thread inflight_ctx ic; /* 3 KiB: not on the server thread's stack */
+        ic.rank = r;
+        ic.bytes = 0;
+        ic.n = 0;
+        if (rs.live_leases > 0)
+            s3s__sched_leases_walk(ch->sched, inflight_add, &ic);
+        s3s__mpw_map(w, 6);
         kv_u(w, "rank", r);
         kv_u(w, "bytes", rs.bytes_committed);
         kv_u(w, "live_leases", rs.live_leases);
+        kv_u(w, "inflight_bytes", ic.bytes);
+        s3s__mpw_cstr(w, "leases"); /* [shard, start, committed, end] */
+        s3s__mpw_array(w, ic.n);
+        for (uint32_t k = 0; k < ic.n; k++) {
+            s3s__mpw_array(w, 4);
+            s3s__mpw_uint(w, ic.rows[k].shard_id);
+            s3s__mpw_uint(w, ic.rows[k].start);
+            s3s__mpw_uint(w, ic.rows[k].committed);
+            s3s__mpw_uint(w, ic.rows[k].end);
+        }
         s3s__mpw_cstr(w, "mb_per_s");
         s3s__mpw_double(w, (double)rs.bytes_committed / 1e6 / secs);
     }

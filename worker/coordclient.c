@@ -30,6 +30,7 @@ struct s3s__cc {
     bool hb_running, closing;
     uint64_t last_call_ms;
     s3s__buf out;
+    uint64_t fetched; /* bytes fetched from S3 not yet reported (atomic) */
 };
 
 static uint64_t mono_ms(void)
@@ -317,7 +318,17 @@ int s3s__cc_progress(s3s__cc *cc, const s3s__msg_prog *items, uint32_t n, s3s__m
     s3s__msg_init(&m, S3S_MSG_PROGRESS, 0, 0);
     m.u.progress.n = n;
     m.u.progress.items = items;
-    return s3s__cc_call(cc, &m, reply, eb);
+    m.u.progress.fetched = __atomic_exchange_n(&cc->fetched, 0, __ATOMIC_RELAXED);
+    int rc = s3s__cc_call(cc, &m, reply, eb);
+    if (rc != 0) /* not reported: keep it for the next message */
+        __atomic_fetch_add(&cc->fetched, m.u.progress.fetched, __ATOMIC_RELAXED);
+    return rc;
+}
+
+void s3s__cc_note_fetched(s3s__cc *cc, uint64_t n)
+{
+    if (cc != NULL)
+        __atomic_fetch_add(&cc->fetched, n, __ATOMIC_RELAXED);
 }
 
 int s3s__cc_drain(s3s__cc *cc, const s3s__msg_prog *items, uint32_t n, const char *reason,
@@ -328,7 +339,11 @@ int s3s__cc_drain(s3s__cc *cc, const s3s__msg_prog *items, uint32_t n, const cha
     m.u.progress.n = n;
     m.u.progress.items = items;
     snprintf(m.u.progress.reason, sizeof(m.u.progress.reason), "%s", reason ? reason : "");
-    return s3s__cc_call(cc, &m, reply, eb);
+    m.u.progress.fetched = __atomic_exchange_n(&cc->fetched, 0, __ATOMIC_RELAXED);
+    int rc = s3s__cc_call(cc, &m, reply, eb);
+    if (rc != 0)
+        __atomic_fetch_add(&cc->fetched, m.u.progress.fetched, __ATOMIC_RELAXED);
+    return rc;
 }
 
 int s3s__cc_bye(s3s__cc *cc, const char *reason, s3s__errbuf *eb)

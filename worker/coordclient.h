@@ -72,6 +72,10 @@ int s3s__cc_progress(s3s__cc *cc, const s3s__msg_prog *items, uint32_t n, s3s__m
 int s3s__cc_drain(s3s__cc *cc, const s3s__msg_prog *items, uint32_t n, const char *reason,
                   s3s__msg *reply, s3s__errbuf *eb);
 int s3s__cc_bye(s3s__cc *cc, const char *reason, s3s__errbuf *eb);
+/* s3s__cc_note_fetched adds n bytes fetched from S3 (not from a cache); the
+ * next progress or drain reports them (optional field `fetched`), so the
+ * coordinator can count bytes downloaded twice. Any thread. NULL-safe. */
+void s3s__cc_note_fetched(s3s__cc *cc, uint64_t n);
 
 /* s3s__cc_status asks a coordinator for its status without a hello (a
  * throwaway worker id). flags: S3S_STATUS_LEDGER, 0x2 = job spec + snapshots. */

@@ -227,6 +227,8 @@ static int on_body(void *ud, const void *p, size_t n)
     }
     int cancel = w->stopping || b->refs == 1; /* nobody but us wants it any more */
     pthread_mutex_unlock(&w->mu);
+    if (w->src != NULL && w->src->fetched != NULL)
+        w->src->fetched(w->src, n);
     return cancel ? S3S_ECLOSED : 0;
 }
 

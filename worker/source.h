@@ -68,6 +68,9 @@ struct s3s__source {
      * returns S3S_EEOF from then on. */
     int (*valid)(s3s__source *s, const s3s__item_desc *d);
     int (*drain)(s3s__source *s, const char *reason, s3s__errbuf *eb);
+    /* fetched (optional, any thread, must not block): n body bytes just came
+     * from S3 (not from the cache); the coordinator source reports them. */
+    void (*fetched)(s3s__source *s, uint64_t n);
 };
 
 /* s3s__static_setup resolves what the static plan needs from worker options:

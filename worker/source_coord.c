@@ -443,6 +443,13 @@ static int coord_commit(s3s__source *base, const s3s__item_desc *d, uint64_t off
     return grant_report(s, g, eb);
 }
 
+/* Bytes fetched from S3: the next progress or drain reports them (bytes
+ * re-downloaded, per epoch, in the coordinator's status). */
+static void coord_fetched(s3s__source *base, uint64_t n)
+{
+    s3s__cc_note_fetched(((coord_src *)base)->cc, n);
+}
+
 static void coord_release(s3s__source *base, const s3s__item_desc *d)
 {
     coord_src *s = (coord_src *)base;
@@ -613,6 +620,7 @@ int s3s__source_coord_create(s3s__source **out, const s3s_worker_opts *opts, s3s
     s->base.destroy = coord_destroy;
     s->base.valid = coord_valid;
     s->base.drain = coord_drain;
+    s->base.fetched = coord_fetched;
     int bad = 0;
     s->url = dup_or_null(opts->coordinator, &bad);
     s->ca = dup_or_null(opts->coord_tls_ca, &bad);

@@ -202,11 +202,11 @@ static const char *const k_fsds[] = {"DirectoryPath", "FileSystemType", "FileSys
                                      "FileSystemId", NULL};
 static const char *const k_shuffle[] = {"Seed", NULL};
 static const char *const k_ours[] = {
-    "Epochs",   "ShardTargetBytes", "LeaseSeconds",  "CacheLimitBytes", "StateDir",
-    "StateUri", "DataRoot",         "DropRemainder", "Channels",        NULL};
-static const char *const k_ours_ch[] = {
-    "Distribution",     "BalanceBy",      "ShardTargetBytes", "LocalPath",
-    "ManifestMetadata", "MaxRecordBytes", "SkipBadRecords",   NULL};
+    "Epochs",   "ShardTargetBytes", "LeaseSeconds", "CacheLimitBytes", "StateDir", "StateUri",
+    "DataRoot", "DropRemainder",    "EqualSteps",   "Channels",        NULL};
+static const char *const k_ours_ch[] = {"Distribution",   "BalanceBy",        "ShardTargetBytes",
+                                        "LocalPath",      "ManifestMetadata", "MaxRecordBytes",
+                                        "SkipBadRecords", "EqualSteps",       NULL};
 
 static const char *const n_s3type[] = {"S3Prefix", "ManifestFile", "AugmentedManifestFile", NULL};
 static const char *const n_s3dist[] = {"FullyReplicated", "ShardedByS3Key", NULL};
@@ -218,6 +218,7 @@ static const char *const n_balance[] = {"count", "bytes", NULL};
 static const char *const n_meta[] = {"List", "Head", "None", NULL};
 static const char *const n_fstype[] = {"EFS", "FSxLustre", NULL};
 static const char *const n_fsmode[] = {"rw", "ro", NULL};
+static const char *const n_equal[] = {"Off", "Drop", "Pad", NULL};
 
 #define DEFAULT_TARGET (64ull << 20)
 #define DEFAULT_MAX_RECORD (8ull << 20)
@@ -428,6 +429,9 @@ static int parse_ours_channel(s3s_job *job, s3s_channel *c, const json_t *o, con
         return rc;
     if ((rc = get_bool(o, "SkipBadRecords", path, 0, &c->skip_bad_records, e)))
         return rc;
+    if ((rc = get_enum(o, "EqualSteps", path, n_equal, (int)c->equal_steps, &v, e)))
+        return rc;
+    c->equal_steps = (s3s_equal_steps)v;
     if ((rc = get_str(o, "LocalPath", path, 0, &s, e)))
         return rc;
     if (s != NULL) {
@@ -482,10 +486,26 @@ static int parse_ours(s3s_job *job, const json_t *o, s3s_errinfo *e)
         st->data_root = jdup(job, s ? s : "/opt/ml/input/data");
     if (!rc)
         rc = get_bool(o, "DropRemainder", path, 0, &st->drop_remainder, e);
+    if (!rc) {
+        /* DropRemainder true is the shorthand of EqualSteps "Drop"; with both
+         * given they must agree. */
+        int v, given = json_object_get(o, "EqualSteps") != NULL;
+        rc = get_enum(o, "EqualSteps", path, n_equal,
+                      st->drop_remainder ? S3S_EQUAL_DROP : S3S_EQUAL_OFF, &v, e);
+        if (!rc && given && st->drop_remainder && v != S3S_EQUAL_DROP)
+            rc = s3s__ei_set(e, S3S_ECONFIG,
+                             "%s.DropRemainder is true but %s.EqualSteps is \"%s\": "
+                             "DropRemainder true means EqualSteps \"Drop\"",
+                             path, path, n_equal[v]);
+        st->equal_steps = (s3s_equal_steps)v;
+        st->drop_remainder = v == S3S_EQUAL_DROP;
+    }
     if (!rc && (st->state_dir == NULL || st->data_root == NULL))
         rc = s3s__ei_set(e, S3S_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < job->n; i++)
+    for (size_t i = 0; !rc && i < job->n; i++) {
         job->ch[i].shard_target_bytes = st->shard_target_bytes;
+        job->ch[i].equal_steps = st->equal_steps;
+    }
     json_t *chs = rc ? NULL : json_object_get(o, "Channels");
     if (chs != NULL) {
         if ((rc = want_object(chs, "$.S3Shard.Channels", e)) == 0) {
@@ -703,6 +723,7 @@ static json_t *ours_channel_json(const s3s_channel *c)
     set_str(o, "ManifestMetadata", n_meta[c->manifest_meta]);
     set_u64(o, "MaxRecordBytes", c->max_record_bytes);
     json_object_set_new(o, "SkipBadRecords", json_boolean(c->skip_bad_records));
+    set_str(o, "EqualSteps", n_equal[c->equal_steps]);
     return o;
 }
 
@@ -725,6 +746,7 @@ int s3s_job_to_json(const s3s_job *job, char **out, s3s_errinfo *e)
         set_str(ours, "StateUri", st->state_uri);
     set_str(ours, "DataRoot", st->data_root);
     json_object_set_new(ours, "DropRemainder", json_boolean(st->drop_remainder));
+    set_str(ours, "EqualSteps", n_equal[st->equal_steps]);
     json_object_set_new(ours, "Channels", chs);
     json_object_set_new(root, "S3Shard", ours);
     *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -194,6 +194,8 @@ typedef struct s3s__msg_progress {
     uint32_t n; /* progress: 1..S3S_PROTO_ITEMS_MAX; drain: 0.. */
     const s3s__msg_prog *items;
     char reason[S3S_PROTO_TEXT_MAX + 1]; /* drain only, optional */
+    uint64_t fetched; /* optional (field 3; 0 = not sent): bytes this worker fetched from
+                       * S3 since its previous progress or drain message */
 } s3s__msg_progress;
 
 typedef struct s3s__msg_prog_result {

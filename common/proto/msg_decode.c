@@ -406,6 +406,8 @@ static int dec_field(dec *d, s3s__msg *m, uint32_t key)
         }
         if (key == 2 && m->type == S3S_MSG_DRAIN)
             return dec_text(d, p->reason, S3S_PROTO_TEXT_MAX, false, "drain.reason");
+        if (key == 3)
+            return s3s__mpr_uint(r, &p->fetched, 0, UINT64_MAX, "progress.fetched");
         return -1;
     }
     case S3S_MSG_PROGRESS_ACK:

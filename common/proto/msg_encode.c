@@ -230,11 +230,15 @@ static void enc_body(enc *e, const s3s__msg *m)
         if (check_count(e, p->n, S3S_PROTO_ITEMS_MAX, "progress.items"))
             return;
         bool reason = m->type == S3S_MSG_DRAIN && p->reason[0] != '\0';
-        s3s__mpw_map(&e->w, 1 + reason);
+        s3s__mpw_map(&e->w, 1 + reason + (p->fetched != 0));
         s3s__mpw_uint(&e->w, 1);
         enc_prog_items(e, p->n, p->items);
         if (reason)
             enc_text(e, 2, p->reason, S3S_PROTO_TEXT_MAX, "drain.reason");
+        if (p->fetched != 0) { /* optional: older coordinators skip field 3 */
+            s3s__mpw_uint(&e->w, 3);
+            s3s__mpw_uint(&e->w, p->fetched);
+        }
         break;
     }
     case S3S_MSG_PROGRESS_ACK:

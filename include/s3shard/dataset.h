@@ -72,6 +72,14 @@ typedef enum s3s_balance {
     S3S_BALANCE_BYTES = 1 /* equal numbers of bytes */
 } s3s_balance;
 
+/* The DDP equal-steps contract (S3Shard EqualSteps): every rank commits the
+ * same number of samples per epoch; the remainder is dropped or padded. */
+typedef enum s3s_equal_steps {
+    S3S_EQUAL_OFF = 0, /* no quota: ranks read what they lease */
+    S3S_EQUAL_DROP = 1, /* quota rounded down; the remainder is skipped this epoch */
+    S3S_EQUAL_PAD = 2 /* quota rounded up; short ranks repeat samples */
+} s3s_equal_steps;
+
 typedef enum s3s_manifest_meta {
     S3S_META_LIST = 0, /* sizes/ETags of manifest keys from one parallel listing of the prefix */
     S3S_META_HEAD = 1, /* one HEAD per key (small manifests in huge prefixes) */
@@ -107,6 +115,7 @@ typedef struct s3s_channel {
     s3s_manifest_meta manifest_meta; /* default List */
     uint64_t max_record_bytes; /* cap on one manifest line/element; default 8 MiB */
     int skip_bad_records; /* 1: skip (and count) malformed manifest lines; default 0 */
+    s3s_equal_steps equal_steps; /* S3Shard EqualSteps (channel, else job); default Off */
 } s3s_channel;
 
 /* s3s_job_settings: the job-wide "S3Shard" settings (defaults in docs/dataset.md). */
@@ -118,7 +127,9 @@ typedef struct s3s_job_settings {
     const char *state_dir; /* StateDir; default ".s3shard" */
     const char *state_uri; /* StateUri (s3:// mirror of the state); NULL = none */
     const char *data_root; /* DataRoot; default "/opt/ml/input/data" */
-    int drop_remainder; /* DropRemainder; default 0 (reserved: not applied yet) */
+    int drop_remainder; /* DropRemainder: 1 when the job-wide EqualSteps is Drop */
+    s3s_equal_steps equal_steps; /* EqualSteps (job-wide default of the channels); default
+                                    Off, or Drop when DropRemainder is true */
 } s3s_job_settings;
 
 typedef struct s3s_job s3s_job;

@@ -72,6 +72,7 @@ typedef struct keystat {
     long n_sel; /* requests that passed the match/method filters */
     long by_method[6]; /* GET HEAD PUT POST DELETE other */
     long faults;
+    unsigned long long bytes_down; /* response body bytes relayed for this key */
 } keystat;
 
 static const char *const method_names[6] = {"GET", "HEAD", "PUT", "POST", "DELETE", "OTHER"};
@@ -494,6 +495,7 @@ typedef struct sink {
     long long cut_at; /* -1: none; else stop after this many bytes */
     int cut_rc; /* rc when cut: 1 */
     unsigned long long *counter;
+    unsigned long long *key_counter; /* the connection's per-request count, or NULL */
     int *pipefd; /* a pipe for splice(2), or NULL; used when nothing is shaped or cut */
 } sink;
 
@@ -524,6 +526,8 @@ static int sink_write(sink *s, const char *p, size_t n, size_t *done)
         s->sent += m;
         if (s->counter)
             __atomic_fetch_add(s->counter, (unsigned long long)m, __ATOMIC_RELAXED);
+        if (s->key_counter)
+            *s->key_counter += m;
         p += m;
         n -= m;
         *done += m;
@@ -557,6 +561,8 @@ static int splice_n(int from, sink *s, unsigned long long n)
         s->sent += (unsigned long long)got;
         if (s->counter)
             __atomic_fetch_add(s->counter, (unsigned long long)got, __ATOMIC_RELAXED);
+        if (s->key_counter)
+            *s->key_counter += (unsigned long long)got;
         n -= (unsigned long long)got;
     }
     return 0;
@@ -779,7 +785,8 @@ static void json_key(FILE *f, const keystat *ks)
     long total = 0;
     for (int i = 0; i < 6; i++)
         total += ks->by_method[i];
-    fprintf(f, ",\"requests\":%ld,\"faults\":%ld}", total, ks->faults);
+    fprintf(f, ",\"requests\":%ld,\"faults\":%ld,\"bytes_down\":%llu}", total, ks->faults,
+            ks->bytes_down);
 }
 
 /* stats_json writes the counters; with key non-NULL only that key's entry. */
@@ -921,6 +928,8 @@ typedef struct conn {
     int pipe_up[2], pipe_down[2];
     rd cr, ur;
     char *chead, *uhead;
+    char key[KEY_MAX]; /* the key of the request being served ("" for control) */
+    unsigned long long key_down; /* its response body bytes relayed so far */
 } conn;
 
 /* stall_until_close holds the response for ms milliseconds (0: until the client goes). */
@@ -977,6 +986,7 @@ static int serve_one(conn *c)
     char key[KEY_MAX];
     const char *qm = strchr(rq.target, '?');
     pct_decode(rq.target, qm ? (size_t)(qm - rq.target) : strlen(rq.target), key, sizeof(key), 0);
+    snprintf(c->key, sizeof(c->key), "%s", key);
     config cfg;
     enum fault f = decide(rq.method, key, &cfg);
     if (!G.quiet && f != F_NONE)
@@ -1067,6 +1077,7 @@ static int serve_one(conn *c)
                  .t0 = now_ns(),
                  .cut_at = cut >= 0 ? cut : -1,
                  .counter = &G.bytes_down,
+                 .key_counter = &c->key_down,
                  .pipefd = c->pipe_down};
     int rc = 0;
     if (no_body)
@@ -1137,9 +1148,18 @@ static void *conn_main(void *arg)
     c->uhead = malloc(HEAD_MAX + 1);
     int rc = -1;
     if (c->cr.buf && c->ur.buf && c->chead && c->uhead) {
-        do
+        do {
+            c->key[0] = '\0';
+            c->key_down = 0;
             rc = serve_one(c);
-        while (rc == 0);
+            if (c->key[0] != '\0' && c->key_down > 0) { /* per-key bytes, even when cut */
+                pthread_mutex_lock(&G.mu);
+                keystat *ks = key_get(c->key);
+                if (ks != NULL)
+                    ks->bytes_down += c->key_down;
+                pthread_mutex_unlock(&G.mu);
+            }
+        } while (rc == 0);
     }
     if (rc < 0)
         reset_close(c->cfd);

@@ -55,6 +55,17 @@ static void table(const s3s__pval *root)
                    rate && rate->type == S3S_PV_FLOAT ? rate->v.f : 0.0,
                    (unsigned long long)u(x, "live_leases"));
         }
+        const s3s__pval *es = s3s__pval_get(c, "epoch_stats");
+        for (uint32_t e = 0; es && es->type == S3S_PV_ARRAY && e < es->n; e++) {
+            const s3s__pval *x = &es->v.items[e];
+            printf("  epoch %-5llu %6llu re-issued tails (%llu bytes), %llu drains, %llu bytes "
+                   "fetched, %llu re-downloaded\n",
+                   (unsigned long long)u(x, "epoch") + 1,
+                   (unsigned long long)u(x, "reissued_tails"),
+                   (unsigned long long)u(x, "reissued_bytes"), (unsigned long long)u(x, "drains"),
+                   (unsigned long long)u(x, "bytes_fetched"),
+                   (unsigned long long)u(x, "bytes_refetched"));
+        }
     }
 }
 

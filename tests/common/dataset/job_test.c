@@ -6,6 +6,7 @@
 #include "s3shard/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static s3s_job *parse_ok(const char *json)
@@ -269,6 +270,59 @@ static void test_negative_seed_and_load(void **state)
     free(dir);
 }
 
+/* EqualSteps: job-wide (or DropRemainder true), per channel, round trip, refusals. */
+static void test_equal_steps(void **state)
+{
+    (void)state;
+    const char *two = "{\"InputDataConfig\": [{\"ChannelName\": \"train\", \"DataSource\": "
+                      "{\"S3DataSource\": {\"S3DataType\": \"S3Prefix\", \"S3Uri\": "
+                      "\"s3://bkt/t/\"}}}, {\"ChannelName\": \"val\", \"DataSource\": "
+                      "{\"S3DataSource\": {\"S3DataType\": \"S3Prefix\", \"S3Uri\": "
+                      "\"s3://bkt/v/\"}}}], \"S3Shard\": %s}";
+    char buf[1024];
+    struct {
+        const char *ours;
+        s3s_equal_steps job, train, val;
+        int drop;
+    } cases[] = {
+        {"{}", S3S_EQUAL_OFF, S3S_EQUAL_OFF, S3S_EQUAL_OFF, 0},
+        {"{\"DropRemainder\": true}", S3S_EQUAL_DROP, S3S_EQUAL_DROP, S3S_EQUAL_DROP, 1},
+        {"{\"EqualSteps\": \"Pad\"}", S3S_EQUAL_PAD, S3S_EQUAL_PAD, S3S_EQUAL_PAD, 0},
+        {"{\"EqualSteps\": \"Drop\", \"DropRemainder\": true, \"Channels\": {\"val\": "
+         "{\"EqualSteps\": \"Off\"}}}",
+         S3S_EQUAL_DROP, S3S_EQUAL_DROP, S3S_EQUAL_OFF, 1},
+        {"{\"Channels\": {\"train\": {\"EqualSteps\": \"Pad\"}}}", S3S_EQUAL_OFF, S3S_EQUAL_PAD,
+         S3S_EQUAL_OFF, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(buf, sizeof(buf), two, cases[i].ours);
+        s3s_job *job = parse_ok(buf);
+        const s3s_job_settings *st = s3s_job_settings_get(job);
+        assert_int_equal(st->equal_steps, cases[i].job);
+        assert_int_equal(st->drop_remainder, cases[i].drop);
+        assert_int_equal(s3s_job_channel_find(job, "train")->equal_steps, cases[i].train);
+        assert_int_equal(s3s_job_channel_find(job, "val")->equal_steps, cases[i].val);
+        /* the resolved spec parses back to the same settings */
+        char *out = NULL;
+        s3s_errinfo e = {0};
+        assert_int_equal(s3s_job_to_json(job, &out, &e), 0);
+        s3s_job *again = parse_ok(out);
+        assert_int_equal(s3s_job_settings_get(again)->equal_steps, cases[i].job);
+        assert_int_equal(s3s_job_channel_find(again, "train")->equal_steps, cases[i].train);
+        assert_int_equal(s3s_job_channel_find(again, "val")->equal_steps, cases[i].val);
+        s3s_job_destroy(again);
+        free(out);
+        s3s_job_destroy(job);
+    }
+    snprintf(buf, sizeof(buf), two, "{\"EqualSteps\": \"pad\"}");
+    parse_fail(buf, S3S_ECONFIG,
+               "invalid value \"pad\" at $.S3Shard.EqualSteps: expected one of Off|Drop|Pad");
+    snprintf(buf, sizeof(buf), two, "{\"EqualSteps\": \"Pad\", \"DropRemainder\": true}");
+    parse_fail(buf, S3S_ECONFIG, "DropRemainder is true but $.S3Shard.EqualSteps is \"Pad\"");
+    snprintf(buf, sizeof(buf), two, "{\"Channels\": {\"val\": {\"EqualSteps\": true}}}");
+    parse_fail(buf, S3S_ECONFIG, "$.S3Shard.Channels.val");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_channel_rules),
         cmocka_unit_test(test_source_rules),
         cmocka_unit_test(test_negative_seed_and_load),
+        cmocka_unit_test(test_equal_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,8 +102,10 @@ static void sample(s3s__msg *m, uint32_t type)
     case S3S_MSG_DRAIN:
         m->u.progress.n = 2;
         m->u.progress.items = PROG;
-        if (type == S3S_MSG_DRAIN)
+        if (type == S3S_MSG_DRAIN) {
             strcpy(m->u.progress.reason, "SIGTERM: spot interruption");
+            m->u.progress.fetched = 123456789; /* the optional field 3 (progress: absent) */
+        }
         break;
     case S3S_MSG_PROGRESS_ACK:
     case S3S_MSG_DRAIN_ACK:
@@ -243,6 +245,7 @@ static void assert_msg_equal(const s3s__msg *a, const s3s__msg *b)
                         x->done == y->done);
         }
         assert_string_equal(a->u.progress.reason, b->u.progress.reason);
+        assert_true(a->u.progress.fetched == b->u.progress.fetched);
         break;
     case S3S_MSG_PROGRESS_ACK:
     case S3S_MSG_DRAIN_ACK:
