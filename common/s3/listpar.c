@@ -32,6 +32,7 @@
 #include "common/s3/client.h"
 #include "common/s3/listsplit.h"
 #include "common/s3/xml.h"
+#include "common/util/log.h"
 #include "s3shard/error.h"
 
 #include <stdint.h>
@@ -375,6 +376,9 @@ static int disc_page(lister *L, range *r, s3s__list_page *pg)
 static int decide(lister *L, range *r, uint64_t t2)
 {
     L->mode = 2 * t2 < 3 * L->t1 ? S3S__LIST_PAR : S3S__LIST_SEQ;
+    S3S_LOGD("list: first page %llu ms alone, second %llu ms beside the folder discovery: %s",
+             (unsigned long long)(L->t1 / 1000), (unsigned long long)(t2 / 1000),
+             L->mode == S3S__LIST_PAR ? "parallel" : "sequential");
     if (L->mode == S3S__LIST_SEQ) {
         if (r->dstate == D_RUN) {
             s3s__http_cancel(L->s3, &r->dx);
