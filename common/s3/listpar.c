@@ -21,8 +21,10 @@
  * (exactly the keys below it, and a server walks only that folder), the keys
  * directly under the prefix become ranges of their own, and the range that
  * found them stops at the first of them (`end`). A folder range whose first
- * page shows sub-folders is discovered again; one that is flat is split at
- * points guessed from its keys (listsplit.c) while connections are idle.
+ * page shows sub-folders is discovered again; a flat one is listed page after
+ * page. Only when PAR is forced are flat ranges also split at points guessed
+ * from their keys (listsplit.c) while connections are idle: the probe does
+ * not tell what a wrong guess costs (on s3rver, 2-3x the work).
  *
  * Delivery: the head range's keys as they come, a later range's once every
  * range before it is finished. A range that runs ahead stops asking once it
@@ -81,6 +83,7 @@ typedef struct lister {
     unsigned par;
     unsigned page_keys; /* max-keys per page, 0: the server's (1000) */
     int mode; /* S3S__LIST_ADAPTIVE while probing, then SEQ or PAR */
+    int keysplit; /* split flat ranges at guessed keys (forced PAR only) */
     uint64_t t1; /* the first page's time, alone (us) */
     unsigned busy;
     range *head;
@@ -485,7 +488,7 @@ static int on_page(lister *L, range *r, s3s__list_page *pg, uint64_t t)
         return 0;
     }
 split:
-    if (L->mode != S3S__LIST_PAR || r->done || r->dstate != D_NONE || r->gap || nested)
+    if (!L->keysplit || r->done || r->dstate != D_NONE || r->gap || nested)
         return 0;
     /* Idle connections: split what is left of this flat range, a few ranges
      * at a time (each empty range still costs a request, and big ranges split
@@ -542,6 +545,7 @@ int s3s__list_parallel_ex(s3s_s3 *s3, const char *bucket, const char *prefix, un
                 .bucket = bucket,
                 .par = parallelism,
                 .page_keys = page_keys,
+                .keysplit = strategy == S3S__LIST_PAR,
                 .mode = parallelism == 1 ? S3S__LIST_SEQ : strategy};
     if ((L.head = range_new(prefix != NULL ? prefix : "", NULL, NULL, NULL)) == NULL)
         return s3s__err_set(&s3->eb, S3S_ENOMEM, "out of memory");
