@@ -257,8 +257,13 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
         ring[i].x.body.data[0] = '\0';
     }
     uint64_t next_submit = 0, next_deliver = 0;
-    ramp rp = {.limit = adaptive ? 1 : window,
-               .best_limit = 1,
+    /* The ramp starts at half the count the last GET of this handle settled
+     * on (so it re-checks that count) and at 1 on the first. */
+    unsigned start = s3->get_inflight > 1 ? s3->get_inflight / 2 : 1;
+    if (start > window)
+        start = window;
+    ramp rp = {.limit = adaptive ? start : window,
+               .best_limit = start,
                .max = window,
                .frozen = !adaptive || window <= 1,
                .epoch_us = now_us()};
@@ -342,6 +347,8 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
             rc = s3s__err_set(&s3->eb, crc, "GET %s/%s: stopped by the caller", bucket, key);
         }
     }
+    if (adaptive && rp.frozen && rc == 0)
+        s3->get_inflight = rp.limit;
     for (unsigned i = 0; i < window; i++) {
         if (ring[i].busy)
             s3s__http_cancel(s3, &ring[i].x);

@@ -74,6 +74,7 @@ typedef struct range {
     char *dpfx; /* the prefix discovery lists (r->pfx when it started) */
     struct range *gap_open; /* the last gap range made, its end not yet known */
     int gap; /* a gap range: checks that no key lies between two items */
+    int hold; /* a gap range whose end is not known yet: not listed until it is */
     struct range *next;
 } range;
 
@@ -253,6 +254,7 @@ static int gap_close(range *r, const char *item)
         return 0;
     if ((r->gap_open->end = strdup(item)) == NULL)
         return S3S_ENOMEM;
+    r->gap_open->hold = 0;
     r->gap_open = NULL;
     return 0;
 }
@@ -275,6 +277,7 @@ static int gap_open(range *r, const char *folder)
     if (g == NULL)
         return S3S_ENOMEM;
     g->gap = 1;
+    g->hold = 1; /* until the next item (its end) or the discovery's end */
     disc_insert(r, g);
     r->gap_open = g;
     return 0;
@@ -371,6 +374,10 @@ static int disc_page(lister *L, range *r, s3s__list_page *pg)
         r->dstate = D_MORE;
     } else {
         r->dstate = D_DONE;
+        if (r->gap_open != NULL) { /* no item follows: the last gap is unbounded */
+            r->gap_open->hold = 0;
+            r->gap_open = NULL;
+        }
     }
     return 0;
 }
@@ -554,7 +561,7 @@ int s3s__list_parallel_ex(s3s_s3 *s3, const char *bucket, const char *prefix, un
         for (range *r = L.head; r != NULL && L.busy < L.par && rc == 0; r = r->next) {
             if (r->dstate == D_MORE && L.mode != S3S__LIST_SEQ)
                 rc = submit_disc(&L, r);
-            if (rc == 0 && !r->busy && !r->done && L.busy < L.par &&
+            if (rc == 0 && !r->busy && !r->done && !r->hold && L.busy < L.par &&
                 (r == L.head || r->n < RANGE_BUFFER_MAX))
                 rc = submit_page(&L, r);
         }

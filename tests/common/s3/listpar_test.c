@@ -97,6 +97,13 @@ static int setup(void **state)
     put("n/c05/x<y>z\"q'");
     for (unsigned k = 0; k < 40; k++)
         put_fmt("n/deep/a/b%u/k%02u", k % 4, k);
+    /* folders and keys alternating: a discovery of many pages, each ending
+     * between a folder and the key after it */
+    for (unsigned i = 0; i < 12; i++) {
+        put_fmt("m/f%02u/k%u", i, 0);
+        put_fmt("m/f%02u/k%u", i, 1);
+        put_fmt("m/g%02u%.0u", i, 0);
+    }
     /* flat */
     for (unsigned k = 0; k < 60; k++)
         put_fmt("f/k%03u%.0u", k, 0);
@@ -156,6 +163,7 @@ static void test_nested_folder(void **state)
     (void)state;
     check_prefix("n/deep/", 40); /* only folders below */
     check_prefix("n/c04/", 9 + 3);
+    check_prefix("m/", 36);
 }
 
 static void test_flat(void **state)
@@ -167,7 +175,7 @@ static void test_flat(void **state)
 static void test_whole_bucket(void **state)
 {
     (void)state;
-    check_prefix(NULL, 6 * 9 + 5 + 3 + 3 + 40 + 60);
+    check_prefix(NULL, 6 * 9 + 5 + 3 + 3 + 40 + 36 + 60);
     check_prefix("nothing/", 0);
 }
 
