@@ -91,7 +91,7 @@ static int piece_stream(piece *pc)
     return rc;
 }
 
-/* Adaptive concurrency (connections 0): like S3's CRT, which aims at a
+/* Adaptive concurrency (connections 0 and S3SHARD_GET_RAMP=1): like S3's CRT, which aims at a
  * throughput rather than a connection count, start with one range in flight
  * and double the count while the bytes per second delivered grow by at least
  * RAMP_GAIN percent over an epoch of max(RAMP_MIN_PIECES, 2 x count) pieces;
@@ -177,7 +177,11 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
     /* At most 8 ranges in flight: that fills a path as well as S3 allows per
      * prefix without starving a single-threaded server (s3rver: 32 streams are
      * slower than 8); how many of them is measured (ramp) unless given. */
-    int adaptive = connections == 0;
+    /* The ramp is opt-in (S3SHARD_GET_RAMP=1): measured on loopback s3rver it
+     * lost to a fixed 8 (docs/benchmarks.md, 12:27 run): at 1-2 in flight each
+     * 8 MiB piece pays the server's per-request setup with nothing to hide it. */
+    const char *ramp_env = getenv("S3SHARD_GET_RAMP");
+    int adaptive = connections == 0 && ramp_env != NULL && strcmp(ramp_env, "1") == 0;
     if (connections == 0)
         connections = s3->opts.max_connections < 8 ? s3->opts.max_connections : 8;
     uint64_t chunk = s3->opts.range_chunk;

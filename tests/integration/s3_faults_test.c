@@ -187,6 +187,7 @@ static void test_adaptive_parallel_get_bytes_right(void **state)
     env *e = *state;
     s3s_s3 *s3 = client_chunk(e, 8, 32u << 10);
     assert_non_null(s3);
+    setenv("S3SHARD_GET_RAMP", "1", 1);
     static const char *const faults[] = {
         NULL,
         "fault=reset_mid\nrate=0.2\nseed=7\nmethod=GET",
@@ -216,6 +217,7 @@ static void test_adaptive_parallel_get_bytes_right(void **state)
             s3s_s3_get_parallel(s3, "bkt", "obj", 12345, 2000000, 0, check_cb, &c, NULL), 0);
         assert_int_equal(c.got, 2000000);
     }
+    unsetenv("S3SHARD_GET_RAMP");
     s3s_s3_destroy(s3);
 }
 
