@@ -57,6 +57,27 @@ bench_put_many() {
   curl -sS --no-progress-meter --fail -Z --parallel-max 32 -K "$cfg"
 }
 
+# bench_put_nested URL_PREFIX FOLDERS KEYS: FOLDERS x KEYS small objects
+# (URL_PREFIX/c000/k000 ...) in one curl process with 32 parallel uploads.
+bench_put_nested() {
+  local prefix=$1 nf=$2 nk=$3 cfg=$S3S_TMP/put-nested.cfg d f i
+  d=$(date -u +%Y%m%dT%H%M%SZ)
+  echo "small object body" >"$S3S_TMP/small"
+  {
+    echo "header = \"x-amz-date: $d\""
+    echo 'header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"'
+    echo "header = \"Authorization: AWS4-HMAC-SHA256 Credential=S3RVER/${d:0:8}/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\""
+    for ((f = 0; f < nf; f++)); do
+      for ((i = 0; i < nk; i++)); do
+        printf 'upload-file = "%s"\nurl = "%s/c%03d/k%03d"\noutput = "/dev/null"\n' "$S3S_TMP/small" "$prefix" "$f" "$i"
+      done
+    done
+  } >"$cfg"
+  curl -sS --no-progress-meter --fail -Z --parallel-max 32 -K "$cfg"
+}
+
+# bench_pid_cpu PID: the process's CPU time so far (user + system, all threads) in clock ticks.
+bench_pid_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # calc EXPR: floating-point arithmetic (awk; bc may be absent).
 calc() { awk "BEGIN { print $* }"; }

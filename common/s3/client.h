@@ -24,6 +24,7 @@ struct s3s_s3 {
     s3s__sigv4_keycache kc;
     s3s__errbuf eb;
     s3s__http *http;
+    unsigned get_inflight; /* ranges in flight the last adaptive GET settled on, 0: none yet */
 };
 
 /* Internal helpers shared by the S3 API files (client.c). */

@@ -4,10 +4,12 @@
 #include "common/s3/client.h"
 
 #include "common/s3/http.h"
+#include "common/util/log.h"
 #include "s3shard/error.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void fill_info(s3s_s3_objinfo *info, const s3s__xfer *x)
 {
@@ -89,6 +91,59 @@ static int piece_stream(piece *pc)
     return rc;
 }
 
+/* Adaptive concurrency (connections 0 and S3SHARD_GET_RAMP=1): like S3's CRT, which aims at a
+ * throughput rather than a connection count, start with one range in flight
+ * and double the count while the bytes per second delivered grow by at least
+ * RAMP_GAIN percent over an epoch of max(RAMP_MIN_PIECES, 2 x count) pieces;
+ * at the first epoch that does not, go back to the best count and keep it.
+ * A CPU-bound local server is fastest with one or two streams (more only add
+ * switching), a per-connection cap (S3, the fault proxy) wants many. */
+#define RAMP_GAIN 15
+#define RAMP_MIN_PIECES 3
+
+typedef struct ramp {
+    unsigned limit, best_limit, max;
+    int frozen;
+    double best_rate;
+    uint64_t epoch_piece, epoch_us;
+} ramp;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Called after each delivered piece (delivered = pieces delivered so far). */
+static void ramp_step(ramp *r, uint64_t delivered, uint64_t chunk)
+{
+    if (r->frozen)
+        return;
+    uint64_t n = delivered - r->epoch_piece;
+    uint64_t need = 2u * r->limit > RAMP_MIN_PIECES ? 2u * r->limit : RAMP_MIN_PIECES;
+    if (n < need)
+        return;
+    uint64_t t = now_us();
+    double rate = (double)(n * chunk) / (double)(t - r->epoch_us + 1);
+    if (rate * 100.0 >= r->best_rate * (100.0 + RAMP_GAIN)) {
+        r->best_rate = rate;
+        r->best_limit = r->limit;
+        if (r->limit >= r->max) {
+            r->frozen = 1;
+        } else {
+            r->limit = 2 * r->limit < r->max ? 2 * r->limit : r->max;
+        }
+    } else {
+        r->limit = r->best_limit;
+        r->frozen = 1;
+    }
+    r->epoch_piece = delivered;
+    r->epoch_us = t;
+    S3S_LOGD("GET ramp: %.0f MB/s over %llu pieces, now %u in flight%s", rate,
+             (unsigned long long)n, r->limit, r->frozen ? " (kept)" : "");
+}
+
 /* The old way, for what the first ranged GET cannot answer (a zero length,
  * an offset at or past the end, an empty object): a HEAD, then at most one GET. */
 static int get_after_head(s3s_s3 *s3, const char *bucket, const char *key, uint64_t off,
@@ -119,8 +174,14 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
         return rc;
     if (cb == NULL)
         return s3s__err_set(&s3->eb, S3S_EINVAL, "GET %s/%s: no callback", bucket, key);
-    /* 8 ranges in flight fill a path as well as S3 allows per prefix without
-     * starving a single-threaded server (s3rver: 32 streams are slower than 8). */
+    /* At most 8 ranges in flight: that fills a path as well as S3 allows per
+     * prefix without starving a single-threaded server (s3rver: 32 streams are
+     * slower than 8); how many of them is measured (ramp) unless given. */
+    /* The ramp is opt-in (S3SHARD_GET_RAMP=1): measured on loopback s3rver it
+     * lost to a fixed 8 (docs/benchmarks.md, 12:27 run): at 1-2 in flight each
+     * 8 MiB piece pays the server's per-request setup with nothing to hide it. */
+    const char *ramp_env = getenv("S3SHARD_GET_RAMP");
+    int adaptive = connections == 0 && ramp_env != NULL && strcmp(ramp_env, "1") == 0;
     if (connections == 0)
         connections = s3->opts.max_connections < 8 ? s3->opts.max_connections : 8;
     uint64_t chunk = s3->opts.range_chunk;
@@ -200,9 +261,20 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
         ring[i].x.body.data[0] = '\0';
     }
     uint64_t next_submit = 0, next_deliver = 0;
+    /* The ramp starts at half the count the last GET of this handle settled
+     * on (so it re-checks that count) and at 1 on the first. */
+    unsigned start = s3->get_inflight > 1 ? s3->get_inflight / 2 : 1;
+    if (start > window)
+        start = window;
+    ramp rp = {.limit = adaptive ? start : window,
+               .best_limit = start,
+               .max = window,
+               .frozen = !adaptive || window <= 1,
+               .epoch_us = now_us()};
     while (next_deliver < npieces && rc == 0) {
-        /* Keep the window full: piece i lives in ring slot i % window. */
-        while (next_submit < npieces && next_submit < next_deliver + window) {
+        /* Keep the window full: piece i lives in ring slot i % window, and at
+         * most rp.limit (<= window) are in flight. */
+        while (next_submit < npieces && next_submit < next_deliver + rp.limit) {
             piece *p = &ring[next_submit % window];
             p->off = off + next_submit * chunk;
             p->len = end - p->off < chunk ? end - p->off : chunk;
@@ -272,12 +344,15 @@ int s3s_s3_get_parallel(s3s_s3 *s3, const char *bucket, const char *key, uint64_
                 s3s__buf_reset(&p->x.body);
                 if (crc == 0) {
                     next_deliver++;
+                    ramp_step(&rp, next_deliver, chunk);
                     continue;
                 }
             }
             rc = s3s__err_set(&s3->eb, crc, "GET %s/%s: stopped by the caller", bucket, key);
         }
     }
+    if (adaptive && rp.frozen && rc == 0)
+        s3->get_inflight = rp.limit;
     for (unsigned i = 0; i < window; i++) {
         if (ring[i].busy)
             s3s__http_cancel(s3, &ring[i].x);

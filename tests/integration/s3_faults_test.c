@@ -20,7 +20,7 @@ typedef struct env {
     char *data;
 } env;
 
-static s3s_s3 *client(const env *e, unsigned max_attempts)
+static s3s_s3 *client_chunk(const env *e, unsigned max_attempts, uint64_t chunk)
 {
     s3s_s3_opts o;
     s3s_s3_opts_init(&o);
@@ -35,13 +35,18 @@ static s3s_s3 *client(const env *e, unsigned max_attempts)
     o.stall_timeout_ms = 1000;
     o.multipart_threshold = 5u << 20;
     o.part_size = 5u << 20;
-    o.range_chunk = 1u << 20;
+    o.range_chunk = chunk;
     s3s_s3 *s3 = NULL;
     if (s3s_s3_create(&s3, &o) != 0) {
         fprintf(stderr, "s3s_s3_create: %s\n", s3s_s3_last_create_error());
         return NULL;
     }
     return s3;
+}
+
+static s3s_s3 *client(const env *e, unsigned max_attempts)
+{
+    return client_chunk(e, max_attempts, 1u << 20);
 }
 
 static int setup(void **state)
@@ -172,6 +177,48 @@ static void test_parallel_get_with_random_faults(void **state)
     assert_false(c.wrong);
     assert_int_equal(c.got, OBJ_SIZE);
     assert_true(s3s_test_faultproxy_count(&e->fault, NULL, "reset_mid") >= 1);
+}
+
+/* The adaptive parallel GET (connections 0) ramps its ranges in flight up
+ * and back while faults hit them: 96 pieces of 32 KiB, every byte checked,
+ * with no fault, with resets mid-body and with short bodies. */
+static void test_adaptive_parallel_get_bytes_right(void **state)
+{
+    env *e = *state;
+    s3s_s3 *s3 = client_chunk(e, 8, 32u << 10);
+    assert_non_null(s3);
+    setenv("S3SHARD_GET_RAMP", "1", 1);
+    static const char *const faults[] = {
+        NULL,
+        "fault=reset_mid\nrate=0.2\nseed=7\nmethod=GET",
+        "fault=short\nrate=0.2\nseed=9\nfault_at=1000\nmethod=GET",
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        checker c;
+        assert_int_equal(s3s_test_faultproxy_reset(&e->fault, 1), 0);
+        if (faults[i] != NULL)
+            assert_int_equal(s3s_test_faultproxy_config(&e->fault, faults[i]), 0);
+        memset(&c, 0, sizeof c);
+        c.want = e->data;
+        c.want_len = OBJ_SIZE;
+        int rc = s3s_s3_get_parallel(s3, "bkt", "obj", 0, S3S_TO_END, 0, check_cb, &c, NULL);
+        if (rc != 0)
+            fail_msg("[%s] adaptive get failed: %s", faults[i] ? faults[i] : "none",
+                     s3s_s3_errmsg(s3));
+        assert_false(c.wrong);
+        assert_int_equal(c.got, OBJ_SIZE);
+        if (faults[i] != NULL)
+            assert_true(s3s_test_faultproxy_count(&e->fault, "/bkt/obj", "faults") >= 1);
+        /* A range not at 0 and not ending at the end. */
+        memset(&c, 0, sizeof c);
+        c.want = e->data + 12345;
+        c.want_len = 2000000;
+        assert_int_equal(
+            s3s_s3_get_parallel(s3, "bkt", "obj", 12345, 2000000, 0, check_cb, &c, NULL), 0);
+        assert_int_equal(c.got, 2000000);
+    }
+    unsetenv("S3SHARD_GET_RAMP");
+    s3s_s3_destroy(s3);
 }
 
 static void test_persistent_slowdown_fails_clearly(void **state)
@@ -320,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_stall_forever_times_out_and_is_retried),
         cmocka_unit_test(test_stall_mid_body_times_out_and_is_retried),
         cmocka_unit_test(test_parallel_get_with_random_faults),
+        cmocka_unit_test(test_adaptive_parallel_get_bytes_right),
         cmocka_unit_test(test_parallel_get_needs_no_head),
         cmocka_unit_test(test_persistent_slowdown_fails_clearly),
         cmocka_unit_test(test_persistent_short_body_fails_never_wrong),
