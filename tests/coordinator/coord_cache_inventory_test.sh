@@ -11,7 +11,6 @@ set -uo pipefail
 source "$S3SHARD_SOURCE_DIR/tests/lib/env.sh"
 s3s_env_init
 bin="$S3SHARD_BUILD_DIR/s3shard"
-coordbin="$S3SHARD_BUILD_DIR/s3shard-coordinator"
 tmp=$S3S_TMP
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 
@@ -19,15 +18,7 @@ s3s_start_s3rver data || fail "s3rver"
 s3s_start_faultproxy "$S3S_S3RVER_PORT" || fail "fault proxy"
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_PROFILE S3SHARD_SECRET
 
-python3 - "$tmp/src" <<'PY'
-import os, random, sys
-random.seed(5)
-d = sys.argv[1]
-os.makedirs(d)
-for i in range(40):
-    with open(os.path.join(d, "obj%03d.bin" % i), "wb") as f:
-        f.write(os.urandom(random.randint(10000, 60000)))
-PY
+s3s_make_objects "$tmp/src" 5 40 10000 60000
 "$bin" --endpoint "$S3S_S3RVER_URL" cp --recursive --jobs 4 "$tmp/src" s3://data/ds 2>"$tmp/cp.err" ||
     fail "upload"
 cat >"$tmp/job.json" <<JSON
@@ -37,12 +28,8 @@ cat >"$tmp/job.json" <<JSON
  "S3Shard": {"Epochs": 2, "LeaseSeconds": 3,
    "Channels": {"train": {"Distribution": "Dynamic", "ShardTargetBytes": 0}}}}
 JSON
-url="tcp://127.0.0.1:$(s3s_free_port)"
-"$coordbin" --job "$tmp/job.json" --listen "$url" --state "$tmp/state" --world-size 2 \
-    --endpoint "$S3S_S3RVER_URL" 2>>"$tmp/coord.err" &
-S3S_PIDS+=($!)
-for _ in $(seq 100); do "$bin" status "$url" >/dev/null 2>&1 && break; sleep 0.1; done
-"$bin" status "$url" >/dev/null || fail "coordinator did not come up"
+s3s_start_coord "$tmp/job.json" "$tmp/state" 2 "$S3S_S3RVER_URL" || fail "coordinator"
+url=$S3S_COORD_URL
 
 run() { # run number, extra args: both ranks, wait for both
     local p=()

@@ -11,7 +11,6 @@ set -uo pipefail
 source "$S3SHARD_SOURCE_DIR/tests/lib/env.sh"
 s3s_env_init
 bin="$S3SHARD_BUILD_DIR/s3shard"
-coordbin="$S3SHARD_BUILD_DIR/s3shard-coordinator"
 tmp=$S3S_TMP
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 
@@ -20,15 +19,7 @@ s3s_start_faultproxy "$S3S_S3RVER_PORT" || fail "fault proxy"
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_PROFILE S3SHARD_SECRET
 ep=$S3S_FP_URL
 
-python3 - "$tmp/src" <<'PY'
-import os, random, sys
-random.seed(11)
-d = sys.argv[1]
-os.makedirs(d)
-for i in range(40):
-    with open(os.path.join(d, "obj%03d.bin" % i), "wb") as f:
-        f.write(os.urandom(random.randint(20000, 400000)))
-PY
+s3s_make_objects "$tmp/src" 11 40 20000 400000
 "$bin" --endpoint "$S3S_S3RVER_URL" cp --recursive --jobs 4 "$tmp/src" s3://data/ds 2>"$tmp/cp.err" ||
     fail "upload"
 
@@ -39,12 +30,8 @@ cat >"$tmp/job.json" <<JSON
  "S3Shard": {"Epochs": 2, "LeaseSeconds": 3,
    "Channels": {"train": {"Distribution": "Dynamic", "ShardTargetBytes": 0}}}}
 JSON
-url="tcp://127.0.0.1:$(s3s_free_port)"
-"$coordbin" --job "$tmp/job.json" --listen "$url" --state "$tmp/state" --world-size 1 \
-    --endpoint "$S3S_S3RVER_URL" 2>>"$tmp/coord.err" &
-S3S_PIDS+=($!)
-for _ in $(seq 100); do "$bin" status "$url" >/dev/null 2>&1 && break; sleep 0.1; done
-"$bin" status "$url" >/dev/null || fail "coordinator did not come up"
+s3s_start_coord "$tmp/job.json" "$tmp/state" 1 "$S3S_S3RVER_URL" || fail "coordinator"
+url=$S3S_COORD_URL
 
 consume() { # log suffix
     "$bin" --endpoint "$ep" consume --coordinator "$url" --channel train --rank 0 \

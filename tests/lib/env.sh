@@ -10,6 +10,9 @@
 #   s3s_fp_stats PORT [KEY]           print its stats JSON (one key's entry with KEY)
 #   s3s_sv_stats PORT                 print the verifying proxy's stats JSON
 #   s3s_free_port                     print a free TCP port on 127.0.0.1
+#   s3s_make_objects DIR SEED N MIN MAX   N files objNNN.bin of random bytes (MIN..MAX each)
+#   s3s_start_coord JOB STATE WORLD ENDPOINT [ARGS...]   s3shard-coordinator on a free port,
+#                                     waited for -> $S3S_COORD_URL, $S3S_COORD_PID
 # Paths come from the ctest environment, with fallbacks for a manual run:
 #   S3SHARD_SOURCE_DIR (this repo), S3SHARD_BUILD_DIR ($src/build),
 #   S3SHARD_S3RVER_JS, S3SHARD_FAULTPROXY, S3SHARD_SIGV4PROXY.
@@ -127,4 +130,36 @@ s3s_fp_stats() {
 
 s3s_sv_stats() {
   curl -sf "http://127.0.0.1:$1/__sigv4proxy/stats"
+}
+
+# s3s_make_objects DIR SEED N MIN MAX: N files DIR/objNNN.bin of MIN..MAX random
+# bytes each (sizes drawn from SEED).
+s3s_make_objects() {
+  /usr/bin/python3 - "$@" <<'PY'
+import os, random, sys
+d, seed, n, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+random.seed(seed)
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    with open(os.path.join(d, "obj%03d.bin" % i), "wb") as f:
+        f.write(os.urandom(random.randint(lo, hi)))
+PY
+}
+
+# s3s_start_coord JOB STATE WORLD ENDPOINT [ARGS...]: start s3shard-coordinator
+# (stderr appended to $S3S_TMP/coord.err) and wait until it answers status.
+s3s_start_coord() {
+  local job=$1 state=$2 world=$3 ep=$4 i
+  shift 4
+  S3S_COORD_URL="tcp://127.0.0.1:$(s3s_free_port)"
+  "$S3SHARD_BUILD_DIR/s3shard-coordinator" --job "$job" --listen "$S3S_COORD_URL" \
+    --state "$state" --world-size "$world" --endpoint "$ep" "$@" 2>>"$S3S_TMP/coord.err" &
+  S3S_COORD_PID=$!
+  S3S_PIDS+=($S3S_COORD_PID)
+  for ((i = 0; i < 150; i++)); do
+    "$S3SHARD_BUILD_DIR/s3shard" status "$S3S_COORD_URL" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "env.sh: the coordinator did not come up on $S3S_COORD_URL" >&2
+  return 1
 }

@@ -13,7 +13,6 @@ set -uo pipefail
 source "$S3SHARD_SOURCE_DIR/tests/lib/env.sh"
 s3s_env_init
 bin="$S3SHARD_BUILD_DIR/s3shard"
-coordbin="$S3SHARD_BUILD_DIR/s3shard-coordinator"
 tmp=$S3S_TMP
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "== $f"; tail -8 "$f"; done; exit 1; }
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_PROFILE S3SHARD_SECRET RANK WORLD_SIZE \
@@ -36,13 +35,9 @@ PY
     fail "upload"
 
 start_coord() { # job, state dir, world
-    curl_url="tcp://127.0.0.1:$(s3s_free_port)"
-    "$coordbin" --job "$1" --listen "$curl_url" --state "$2" --world-size "$3" --endpoint "$ep" \
-        2>>"$tmp/coord.err" &
-    S3S_PIDS+=($!)
-    cpid=$!
-    for _ in $(seq 150); do "$bin" status "$curl_url" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    fail "coordinator did not come up"
+    s3s_start_coord "$1" "$2" "$3" "$ep" || fail "coordinator did not come up"
+    curl_url=$S3S_COORD_URL
+    cpid=$S3S_COORD_PID
 }
 
 # ---- 1. File + Pipe, Dynamic, two ranks --------------------------------------------
