@@ -1,4 +1,5 @@
 /* dataset_cli.c: see dataset_cli.h. */
+#include "common/util/fs.h"
 #include "worker/cli/dataset_cli.h"
 
 #include "s3shard/error.h"
@@ -70,26 +71,6 @@ int s3s__cli_load_snapshot(s3s__cli *g, const char *cmd, const char *where, s3s_
     return 0;
 }
 
-/* mkdirs: mkdir -p. */
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 int s3s__cli_channel_snapshot(s3s__cli *g, const char *cmd, const s3s_job *job,
                               const s3s_channel *ch, const char *given, s3s_snapshot **out)
 {
@@ -125,7 +106,7 @@ int s3s__cli_channel_snapshot(s3s__cli *g, const char *cmd, const s3s_job *job,
     s3s_source_opts_from_channel(&so, ch, s3);
     if ((rc = s3s_snapshot_create(out, &so, &e)) != 0)
         return s3s__cli_fail(cmd, "enumerating channel %s: %s", ch->name, e.msg);
-    if (mkdirs(dir) != 0 || s3s_snapshot_save(*out, path, &e) != 0)
+    if (s3s__mkdirs(dir) != 0 || s3s_snapshot_save(*out, path, &e) != 0)
         fprintf(stderr, "s3shard %s: warning: cannot cache the snapshot in %s: %s\n", cmd, path,
                 e.msg[0] ? e.msg : strerror(errno));
     return 0;

@@ -2,6 +2,7 @@
  * File through worker/mode_file.h, Pipe through worker/mode_pipe.h (in a
  * thread per channel, stopped through its stop flag), FastFile through the
  * FUSE mount (worker/modes/fastfile.h) over the worker's readers. */
+#include "common/util/fs.h"
 #include "worker/cli/run.h"
 
 #include "common/util/log.h"
@@ -56,25 +57,6 @@ struct s3s__run_channels {
     s3s_worker *ffw; /* the readers behind every FastFile mount */
     s3s__objio io;
 };
-
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
 
 static void worker_opts(const s3s__run_cfg *cfg, const chan *c, s3s_worker_opts *o)
 {
@@ -190,7 +172,7 @@ static void write_progress(const s3s__run_cfg *cfg, const chan *c)
     snprintf(path, sizeof path, "%s/%s.rank%u.json", dir, c->ch->name, cfg->topo.rank);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = NULL;
-    if (mkdirs(dir) != 0 || (f = fopen(tmp, "we")) == NULL) {
+    if (s3s__mkdirs(dir) != 0 || (f = fopen(tmp, "we")) == NULL) {
         fprintf(stderr, "s3shard run: cannot record progress in %s: %s\n", path, strerror(errno));
         return;
     }
@@ -258,13 +240,13 @@ static int start_mode(s3s__run_channels *rc, const s3s__run_cfg *cfg, chan *c)
     (void)eb;
     switch (c->ch->input_mode) {
     case S3S_MODE_FILE:
-        if (mkdirs(c->path) != 0)
+        if (s3s__mkdirs(c->path) != 0)
             ret = s3s__cli_fail(CMD, "%s: %s", c->path, strerror(errno));
         else
             ret = file_mode(cfg, c);
         break;
     case S3S_MODE_PIPE:
-        if (mkdirs(cfg->data_root) != 0)
+        if (s3s__mkdirs(cfg->data_root) != 0)
             ret = s3s__cli_fail(CMD, "%s: %s", cfg->data_root, strerror(errno));
         else
             ret = pipe_start(&rc->cfg, c);

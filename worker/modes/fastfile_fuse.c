@@ -1,5 +1,6 @@
 /* fastfile_fuse.c: FastFile mode over libfuse3's high-level API (see
  * fastfile.h). */
+#include "common/util/fs.h"
 #include "worker/modes/fastfile.h"
 
 #include "common/util/log.h"
@@ -609,25 +610,6 @@ int s3s__fastfile_clean_stale(const char *path, s3s__errbuf *eb)
     return 0;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static void ff_free(s3s__fastfile *ff)
 {
     free_tree(ff);
@@ -662,7 +644,7 @@ int s3s__fastfile_mount(s3s__fastfile **out, const char *mountpoint, const s3s__
     }
     if ((rc = s3s__fastfile_clean_stale(mountpoint, eb)) != 0)
         goto fail;
-    if (mkdirs(mountpoint) != 0) {
+    if (s3s__mkdirs(mountpoint) != 0) {
         rc = s3s__err_set(eb, S3S_EIO, "fastfile: mkdir %s: %s", mountpoint, strerror(errno));
         goto fail;
     }
