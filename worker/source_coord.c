@@ -577,8 +577,8 @@ static int load_dataset(coord_src *s, const char *want_channel, s3s__errbuf *eb)
             s3s_plan_opts_from_channel(&po, ch, 0);
             if (s3s_snapshot_kind_get(s->snap) == S3S_SNAP_RECORDS)
                 rc = s3s__err_set(eb, S3S_ENOTSUP,
-                                  "channel %s: augmented-manifest records are not objects: use "
-                                  "Pipe mode's record reader",
+                                  "channel %s: an augmented manifest cannot be read through a "
+                                  "coordinator yet: run this Pipe channel with --static",
                                   ch->name);
             else if ((s->bucket = s3s_snapshot_bucket(s->snap)) == NULL)
                 rc = s3s__err_set(eb, S3S_ENOTSUP, "channel %s: snapshot of %s is not in S3",
