@@ -27,47 +27,21 @@ int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv)
                *snap_arg = NULL, *cache = NULL, *rcfg = NULL;
     const char *rank_s = NULL, *world_s = NULL, *epoch_s = NULL, *epochs_s = NULL, *jobs_s = NULL,
                *conns_s = NULL, *progress_s = NULL;
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if ((v = s3s__cli_optval(argc, argv, &i, "--job", &miss)))
-            job_path = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--channel", &miss)))
-            channel = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--mode", &miss)))
-            mode = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--data-root", &miss)))
-            root = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--snapshot", &miss)))
-            snap_arg = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--cache-dir", &miss)))
-            cache = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--rank", &miss)))
-            rank_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--world-size", &miss)))
-            world_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--epoch", &miss)))
-            epoch_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--epochs", &miss)))
-            epochs_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--jobs", &miss)))
-            jobs_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--connections", &miss)))
-            conns_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--progress", &miss)))
-            progress_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--resource-config", &miss)))
-            rcfg = v;
-        else if (miss)
-            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
-        else
-            return s3s__cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
-    }
+    const s3s__cli_opt opts[] = {
+        {"--job", NULL, &job_path, NULL},        {"--channel", NULL, &channel, NULL},
+        {"--mode", NULL, &mode, NULL},           {"--data-root", NULL, &root, NULL},
+        {"--snapshot", NULL, &snap_arg, NULL},   {"--cache-dir", NULL, &cache, NULL},
+        {"--rank", NULL, &rank_s, NULL},         {"--world-size", NULL, &world_s, NULL},
+        {"--epoch", NULL, &epoch_s, NULL},       {"--epochs", NULL, &epochs_s, NULL},
+        {"--jobs", NULL, &jobs_s, NULL},         {"--connections", NULL, &conns_s, NULL},
+        {"--progress", NULL, &progress_s, NULL}, {"--resource-config", NULL, &rcfg, NULL},
+    };
+    int urc = s3s__cli_opts_parse(cmd, argc, argv, 1, opts, sizeof(opts) / sizeof(opts[0]));
+    if (urc != 0)
+        return urc;
     if (job_path == NULL || channel == NULL)
         return s3s__cli_usage_error(cmd, "--job and --channel are required");
-    if ((rank_s == NULL) != (world_s == NULL))
-        return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
-    uint64_t epoch = 0, epochs = 0, jobs = 16, conns = 16, rank = 0, world = 1;
+    uint64_t epoch = 0, epochs = 0, jobs = 16, conns = 16;
     if ((epoch_s && s3s__cli_parse_u64(epoch_s, &epoch)) ||
         (epochs_s && s3s__cli_parse_u64(epochs_s, &epochs)) ||
         (jobs_s && (s3s__cli_parse_u64(jobs_s, &jobs) || jobs == 0 || jobs > 1024)) ||
@@ -85,23 +59,10 @@ int s3s__cmd_fetch(s3s__cli *g, int argc, char **argv)
         else
             return s3s__cli_usage_error(cmd, "--progress is bar, log or none");
     }
-    s3s_topology topo = {.world_size = 1};
+    s3s_topology topo;
     s3s_errinfo e = {0};
-    if (rank_s != NULL) {
-        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
-            world == 0 || world > UINT32_MAX || rank >= world)
-            return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
-        topo.rank = (uint32_t)rank;
-        topo.world_size = (uint32_t)world;
-    } else {
-        int trc = s3s_topology_detect(&topo, rcfg, &e);
-        if (trc == S3S_ENOTOPO) {
-            topo.rank = 0;
-            topo.world_size = 1;
-        } else if (trc != 0) {
-            return s3s__cli_fail(cmd, "%s", e.msg);
-        }
-    }
+    if ((urc = s3s__cli_topology(cmd, rank_s, world_s, rcfg, 1, &topo)) != 0)
+        return urc;
     s3s_job *job = NULL;
     s3s_snapshot *snap = NULL;
     int rc = 1;

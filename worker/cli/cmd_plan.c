@@ -32,51 +32,26 @@ int s3s__cmd_plan(s3s__cli *g, int argc, char **argv)
     const char *cmd = "plan", *job_path = NULL, *channel = NULL, *snap_arg = NULL, *format = "keys",
                *rcfg = NULL;
     const char *epoch_s = NULL, *rank_s = NULL, *world_s = NULL;
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if ((v = s3s__cli_optval(argc, argv, &i, "--job", &miss)))
-            job_path = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--channel", &miss)))
-            channel = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--epoch", &miss)))
-            epoch_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--rank", &miss)))
-            rank_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--world-size", &miss)))
-            world_s = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--format", &miss)))
-            format = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--snapshot", &miss)))
-            snap_arg = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--resource-config", &miss)))
-            rcfg = v;
-        else if (miss)
-            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
-        else
-            return s3s__cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
-    }
+    const s3s__cli_opt opts[] = {
+        {"--job", NULL, &job_path, NULL},       {"--channel", NULL, &channel, NULL},
+        {"--epoch", NULL, &epoch_s, NULL},      {"--rank", NULL, &rank_s, NULL},
+        {"--world-size", NULL, &world_s, NULL}, {"--format", NULL, &format, NULL},
+        {"--snapshot", NULL, &snap_arg, NULL},  {"--resource-config", NULL, &rcfg, NULL},
+    };
+    int urc = s3s__cli_opts_parse(cmd, argc, argv, 1, opts, sizeof(opts) / sizeof(opts[0]));
+    if (urc != 0)
+        return urc;
     if (job_path == NULL || channel == NULL || epoch_s == NULL)
         return s3s__cli_usage_error(cmd, "--job, --channel and --epoch are required");
     if (strcmp(format, "keys") != 0 && strcmp(format, "json") != 0)
         return s3s__cli_usage_error(cmd, "--format is keys or json");
-    if ((rank_s == NULL) != (world_s == NULL))
-        return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
-    uint64_t epoch, rank = 0, world = 0;
+    uint64_t epoch;
     if (s3s__cli_parse_u64(epoch_s, &epoch) != 0)
         return s3s__cli_usage_error(cmd, "--epoch: expected a number, got '%s'", epoch_s);
-    s3s_topology topo = {0};
+    s3s_topology topo;
     s3s_errinfo e = {0};
-    if (rank_s != NULL) {
-        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
-            world == 0 || world > UINT32_MAX || rank >= world)
-            return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
-        topo.rank = (uint32_t)rank;
-        topo.world_size = (uint32_t)world;
-        snprintf(topo.source, sizeof(topo.source), "flags");
-    } else if (s3s_topology_detect(&topo, rcfg, &e) != 0) {
-        return s3s__cli_fail(cmd, "%s", e.msg);
-    }
+    if ((urc = s3s__cli_topology(cmd, rank_s, world_s, rcfg, 0, &topo)) != 0)
+        return urc;
     s3s_job *job = NULL;
     s3s_snapshot *snap = NULL;
     s3s_plan *plan = NULL;

@@ -51,33 +51,15 @@ static int create(s3s__cli *g, int argc, char **argv)
     const char *cmd = "snapshot", *job_path = NULL, *channel = NULL, *source = NULL, *type = NULL,
                *attrs = NULL, *meta = NULL, *outp = NULL;
     int skip = 0;
-    for (int i = 2; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if ((v = s3s__cli_optval(argc, argv, &i, "--job", &miss)))
-            job_path = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--channel", &miss)))
-            channel = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--source", &miss)))
-            source = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--type", &miss)))
-            type = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--attributes", &miss)))
-            attrs = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--manifest-metadata", &miss)))
-            meta = v;
-        else if ((v = s3s__cli_optval(argc, argv, &i, "--out", &miss)) ||
-                 (v = s3s__cli_optval(argc, argv, &i, "-o", &miss)))
-            outp = v;
-        else if (strcmp(argv[i], "--skip-bad-records") == 0)
-            skip = 1;
-        else if (miss)
-            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
-        else
-            return s3s__cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
-        if (miss)
-            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
-    }
+    const s3s__cli_opt opts[] = {
+        {"--job", NULL, &job_path, NULL},     {"--channel", NULL, &channel, NULL},
+        {"--source", NULL, &source, NULL},    {"--type", NULL, &type, NULL},
+        {"--attributes", NULL, &attrs, NULL}, {"--manifest-metadata", NULL, &meta, NULL},
+        {"--out", "-o", &outp, NULL},         {"--skip-bad-records", NULL, NULL, &skip},
+    };
+    int urc = s3s__cli_opts_parse(cmd, argc, argv, 2, opts, sizeof(opts) / sizeof(opts[0]));
+    if (urc != 0)
+        return urc;
     if ((job_path == NULL) == (source == NULL))
         return s3s__cli_usage_error(cmd, "give --job FILE --channel NAME, or --source URI");
     s3s_snapshot *snap = NULL;

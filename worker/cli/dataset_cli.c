@@ -30,6 +30,58 @@ const char *s3s__cli_optval(int argc, char **argv, int *i, const char *name, int
     return argv[*i];
 }
 
+int s3s__cli_opts_parse(const char *cmd, int argc, char **argv, int first, const s3s__cli_opt *opts,
+                        size_t nopts)
+{
+    for (int i = first; i < argc; i++) {
+        int miss = 0, done = 0;
+        for (size_t k = 0; k < nopts && !done && !miss; k++) {
+            const s3s__cli_opt *o = &opts[k];
+            if (o->value == NULL) {
+                if (strcmp(argv[i], o->name) == 0)
+                    *o->flag = done = 1;
+                continue;
+            }
+            const char *v = s3s__cli_optval(argc, argv, &i, o->name, &miss);
+            if (v == NULL && o->alias != NULL && !miss)
+                v = s3s__cli_optval(argc, argv, &i, o->alias, &miss);
+            if (v != NULL)
+                *o->value = v, done = 1;
+        }
+        if (miss)
+            return s3s__cli_usage_error(cmd, "%s needs a value", argv[i]);
+        if (!done)
+            return s3s__cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+    }
+    return 0;
+}
+
+int s3s__cli_topology(const char *cmd, const char *rank_s, const char *world_s, const char *rcfg,
+                      int single, s3s_topology *out)
+{
+    memset(out, 0, sizeof(*out));
+    if ((rank_s == NULL) != (world_s == NULL))
+        return s3s__cli_usage_error(cmd, "--rank and --world-size go together");
+    if (rank_s != NULL) {
+        uint64_t rank = 0, world = 0;
+        if (s3s__cli_parse_u64(rank_s, &rank) != 0 || s3s__cli_parse_u64(world_s, &world) != 0 ||
+            world == 0 || world > UINT32_MAX || rank >= world)
+            return s3s__cli_usage_error(cmd, "--rank R --world-size N: need 0 <= R < N");
+        out->rank = (uint32_t)rank;
+        out->world_size = (uint32_t)world;
+        snprintf(out->source, sizeof(out->source), "flags");
+        return 0;
+    }
+    s3s_errinfo e = {0};
+    int rc = s3s_topology_detect(out, rcfg, &e);
+    if (rc == S3S_ENOTOPO && single) {
+        memset(out, 0, sizeof(*out));
+        out->world_size = 1;
+        return 0;
+    }
+    return rc == 0 ? 0 : s3s__cli_fail(cmd, "%s", e.msg);
+}
+
 s3s_s3 *s3s__cli_s3(s3s__cli *g, const char *cmd)
 {
     if (cli_s3 != NULL)
