@@ -29,10 +29,12 @@
 #define PENDING_DEFAULT (64u << 20)
 #define COMPACT_FLUSH (1u << 20)
 /* Preallocation: the zeros written ahead are an eighth of the file, between
- * these bounds (rounded to 64 KiB): an extension (one slower fdatasync, the
- * size changes) every ~1 MiB of records at first, rarer as the file grows. */
+ * these bounds (rounded to 64 KiB): an extension (one slower fdatasync: the
+ * size changes and the zeros are flushed) every 1-4 MiB of records; the cap
+ * keeps that one fdatasync short (the coordinator compacts at each epoch, so
+ * its journal rarely grows large anyway). */
 #define PREALLOC_MIN (1u << 20)
-#define PREALLOC_MAX (16u << 20)
+#define PREALLOC_MAX (4u << 20)
 
 struct s3s__journal {
     pthread_mutex_t mu;
