@@ -4,17 +4,30 @@
  * their aio callbacks.
  *
  *   coord_bench [DIR] [SECONDS] [SHARDS_FOR_MEMORY] [RANKS,RANKS,...] [mixed|heartbeat|both]
+ *               [LOADS]
  *
  * DIR (default: a fresh folder under the current directory) holds the state
  * dirs; SECONDS (default 3) per row, 0 skips the rows; RANKS default
  * 16,256,1024. Workloads: "mixed" loops lease -> progress(done) (every
  * progress waits for an fdatasync), "heartbeat" leases once and then loops
- * heartbeats (nothing waits for the disk). Each row prints requests/s, p50/p99
- * latency of all requests and per type, journal fdatasyncs per second,
- * requests per fdatasync (the group-commit batch), the fdatasync latency
- * measured in the same window, and the CPU of the coordinator process and of
- * the ranks' process (percent of one core). Then the memory row: the RSS a
- * coordinator adds for an epoch of SHARDS_FOR_MEMORY shards (default
+ * heartbeats (nothing waits for the disk). LOADS (default "closed,50000"), a
+ * comma-separated list, each one row per rank count and workload:
+ *   closed   closed loop: every rank keeps one request outstanding (the
+ *            saturation throughput; by Little's law its mean latency is
+ *            ranks / throughput, so its latency says nothing about a p99 goal)
+ *   N        open loop at an offered rate of N requests/s in all, evenly
+ *            spaced, the ranks in turn (rank n % RANKS sends the n-th request)
+ *   pN       the same with Poisson arrivals (exponential gaps)
+ * In the open loop each request has a scheduled send time; a rank whose
+ * previous request is still outstanding sends it when that one is answered (a
+ * rank cannot report progress before it holds the lease), and its latency is
+ * measured from the scheduled time, not from the late send (no coordinated
+ * omission). Each row prints requests/s (achieved), p50/p99/p99.9 latency of
+ * all requests and p50/p99 per type, journal fdatasyncs per second, requests
+ * per fdatasync (the group-commit batch), the fdatasync latency measured in
+ * the same window, and the CPU of the coordinator process (also per request)
+ * and of the ranks' process (percent of one core). Then the memory row: the
+ * RSS a coordinator adds for an epoch of SHARDS_FOR_MEMORY shards (default
  * 10,000,000), per shard. */
 #include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
@@ -26,6 +39,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +131,12 @@ static int make_state(const char *dir, const char *name, size_t n, char *job, si
  * thousand ranks in one process cost a quarter of the client's CPU (perf); a
  * real rank is its own process with one timer. Nothing is lost on loopback. */
 typedef struct sample {
-    float t1; /* completion, seconds since the child started */
-    float lat; /* seconds */
+    float t; /* closed loop: completion; open loop: scheduled send; seconds since start */
+    float lat; /* seconds: closed loop from the send, open loop from the scheduled time */
     uint8_t type; /* request type */
 } sample;
+
+#define BACKLOG_CAP 4096 /* scheduled sends a busy rank can owe */
 
 typedef struct sim {
     nng_ctx ctx;
@@ -129,12 +145,21 @@ typedef struct sim {
     uint32_t rank, world;
     int phase; /* 0 sending, 1 receiving */
     int last; /* type of the last request */
-    double t0;
+    double t0; /* when the latency of the request in flight counts from */
     sample *lat;
     size_t nlat, cap;
     volatile int *stop;
     int err, idle;
     s3s__buf buf;
+    /* open loop: */
+    pthread_mutex_t mu;
+    bool busy; /* a request is in flight */
+    bool next_hb; /* heartbeat workload: the lease is held, heartbeats next */
+    s3s__msg_prog prog; /* the progress to send next (valid when has_prog) */
+    bool has_prog;
+    double backlog[BACKLOG_CAP]; /* scheduled times owed, oldest first (ring) */
+    uint32_t bl_head, bl_n;
+    uint64_t overflow; /* scheduled sends dropped: the backlog was full */
 } sim;
 
 static const s3s__proto_cfg g_cfg = {.max_msg = S3S_PROTO_MAX_MSG_DEFAULT};
@@ -142,8 +167,9 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_idle;
 static double g_start;
 static int g_heartbeat; /* the no-fsync workload: one lease, then heartbeats */
+static int g_open; /* open loop: sends are issued by the pacer */
 
-static void sim_send(sim *x, s3s__msg *m)
+static void sim_send(sim *x, s3s__msg *m, double t0)
 {
     m->sender = x->wid;
     m->seq = ++x->seq;
@@ -156,18 +182,39 @@ static void sim_send(sim *x, s3s__msg *m)
         return;
     }
     x->phase = 0;
-    x->t0 = now();
+    x->t0 = t0;
     nng_aio_set_msg(x->aio, nm);
     nng_ctx_send(x->ctx, x->aio);
 }
 
-static void sim_lease(sim *x)
+static void sim_lease(sim *x, double t0)
 {
     s3s__msg m;
     s3s__msg_init(&m, S3S_MSG_LEASE, 0, 0);
     snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
     m.u.lease.max_shards = 1;
-    sim_send(x, &m);
+    sim_send(x, &m, t0);
+}
+
+/* The rank's next request, by what it holds: the progress of a granted
+ * shard, a heartbeat of the held lease, or else a lease. */
+static void sim_next(sim *x, double t0)
+{
+    s3s__msg m;
+    if (x->has_prog) {
+        x->has_prog = false;
+        s3s__msg_init(&m, S3S_MSG_PROGRESS, 0, 0);
+        m.u.progress.n = 1;
+        m.u.progress.items = &x->prog;
+        sim_send(x, &m, t0);
+    } else if (x->next_hb) {
+        s3s__msg_init(&m, S3S_MSG_HEARTBEAT, 0, 0);
+        m.u.heartbeat.n = 1;
+        m.u.heartbeat.tokens = &x->tok;
+        sim_send(x, &m, t0);
+    } else {
+        sim_lease(x, t0);
+    }
 }
 
 static void sim_idle(sim *x)
@@ -178,6 +225,25 @@ static void sim_idle(sim *x)
     pthread_mutex_unlock(&g_mu);
 }
 
+/* Open loop: the pacer's send scheduled at ts. Sent now when the rank is
+ * free, else owed (sent when the request in flight is answered, its latency
+ * still counted from ts). */
+static void sim_issue(sim *x, double ts)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->busy || x->err) {
+        if (x->bl_n < BACKLOG_CAP)
+            x->backlog[(x->bl_head + x->bl_n++) % BACKLOG_CAP] = ts;
+        else
+            x->overflow++;
+        pthread_mutex_unlock(&x->mu);
+        return;
+    }
+    sim_next(x, ts);
+    x->busy = !x->err;
+    pthread_mutex_unlock(&x->mu);
+}
+
 static void sim_cb(void *p)
 {
     sim *x = p;
@@ -185,7 +251,13 @@ static void sim_cb(void *p)
         if (x->phase == 0)
             nng_msg_free(nng_aio_get_msg(x->aio));
         x->err = 1;
-        sim_idle(x);
+        if (g_open) {
+            pthread_mutex_lock(&x->mu);
+            x->busy = false;
+            pthread_mutex_unlock(&x->mu);
+        } else {
+            sim_idle(x);
+        }
         return;
     }
     if (x->phase == 0) {
@@ -202,37 +274,44 @@ static void sim_cb(void *p)
         x->err = 1;
     if (x->nlat < x->cap) {
         sample *sm = &x->lat[x->nlat++];
-        sm->t1 = (float)(t1 - g_start);
+        sm->t = (float)((g_open ? x->t0 : t1) - g_start);
         sm->lat = (float)(t1 - x->t0);
         sm->type = (uint8_t)x->last;
     }
+    /* What the reply gives the rank to send next. */
+    x->has_prog = false;
+    if (rc == 0 && r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
+        x->tok = r.u.grant.grants[0].token;
+        if (g_heartbeat) {
+            x->next_hb = true;
+        } else {
+            x->prog = (s3s__msg_prog){r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
+                                      r.u.grant.grants[0].end, true};
+            x->has_prog = true;
+        }
+    }
+    if (rc == 0)
+        s3s__msg_fini(&r);
+    if (g_open) {
+        pthread_mutex_lock(&x->mu);
+        if (rc != 0 || x->err || x->bl_n == 0) {
+            x->busy = false;
+            pthread_mutex_unlock(&x->mu);
+            return;
+        }
+        double ts = x->backlog[x->bl_head];
+        x->bl_head = (x->bl_head + 1) % BACKLOG_CAP;
+        x->bl_n--;
+        sim_next(x, ts);
+        x->busy = !x->err;
+        pthread_mutex_unlock(&x->mu);
+        return;
+    }
     if (*x->stop || rc != 0) {
-        if (rc == 0)
-            s3s__msg_fini(&r);
         sim_idle(x);
         return;
     }
-    if (g_heartbeat &&
-        (x->last == S3S_MSG_HEARTBEAT || (r.type == S3S_MSG_GRANT && r.u.grant.n > 0))) {
-        if (r.type == S3S_MSG_GRANT)
-            x->tok = r.u.grant.grants[0].token;
-        s3s__msg m;
-        s3s__msg_init(&m, S3S_MSG_HEARTBEAT, 0, 0);
-        m.u.heartbeat.n = 1;
-        m.u.heartbeat.tokens = &x->tok;
-        sim_send(x, &m);
-    } else if (r.type == S3S_MSG_GRANT && r.u.grant.n > 0) {
-        s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token,
-                            r.u.grant.grants[0].end, true};
-        s3s__msg m;
-        s3s__msg_init(&m, S3S_MSG_PROGRESS, 0, 0);
-        m.u.progress.n = 1;
-        m.u.progress.items = &it;
-        sim_send(x, &m);
-    } else {
-        sim_lease(x);
-    }
-    s3s__msg_fini(&r);
+    sim_next(x, now());
 }
 
 static void sim_hello(sim *x)
@@ -247,7 +326,7 @@ static void sim_hello(sim *x)
     m.u.hello.incarnation = 1;
     m.u.hello.n_channels = 1;
     snprintf(m.u.hello.channels[0], sizeof(m.u.hello.channels[0]), "train");
-    sim_send(x, &m);
+    sim_send(x, &m, now());
 }
 
 static double cpu_s(void)
@@ -269,17 +348,65 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The open loop's pacer: issues the n-th request at g_start + t_n to rank
+ * n % ranks, t_n evenly spaced at 1/rate or with exponential gaps (Poisson);
+ * until *until (seconds since start) or stop. It sleeps to the next due time
+ * and issues everything due, so its own lateness counts in the latency. */
+typedef struct pacer {
+    sim *sims;
+    uint32_t ranks;
+    double rate, t_begin, t_end;
+    int poisson;
+    uint64_t issued;
+    pthread_t thr;
+} pacer;
+
+static void *pacer_run(void *arg)
+{
+    pacer *pc = arg;
+    uint64_t n = 0;
+    double t = pc->t_begin;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    while (t < pc->t_end) {
+        double wake = g_start + t;
+        double d = wake - now();
+        if (d > 0) {
+            struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        double nw = now() - g_start;
+        while (t <= nw && t < pc->t_end) {
+            sim_issue(&pc->sims[n % pc->ranks], g_start + t);
+            n++;
+            if (pc->poisson) { /* xorshift64*, then an exponential gap */
+                rng ^= rng >> 12;
+                rng ^= rng << 25;
+                rng ^= rng >> 27;
+                double u = (double)((rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+                t += -log(1.0 - u) / pc->rate;
+            } else {
+                t = pc->t_begin + (double)n / pc->rate;
+            }
+        }
+    }
+    pc->issued = n;
+    return NULL;
+}
+
 /* The child: RANKS simulated ranks against URL; after a second of warm-up
- * prints "go", measures SECS, prints "done" and the numbers of the window. */
-static int client_main(const char *url, uint32_t ranks, double secs, int heartbeat)
+ * prints "go", measures SECS, prints "done" and the numbers of the window.
+ * rate > 0: open loop at that offered rate (requests/s), else closed loop. */
+static int client_main(const char *url, uint32_t ranks, double secs, int heartbeat, double rate,
+                       int poisson)
 {
     g_heartbeat = heartbeat;
+    g_open = rate > 0;
     g_start = now();
     volatile int stop = 0;
     uint32_t nsock = (ranks + 63) / 64;
     nng_socket *socks = calloc(nsock, sizeof(*socks));
     sim *sims = calloc(ranks, sizeof(*sims));
-    size_t cap = 4000000 / ranks + 1000;
+    size_t cap = (g_open ? (size_t)(rate * (secs + 2.0) * 1.2) : 4000000) / ranks + 1000;
     for (uint32_t i = 0; i < nsock; i++) {
         if (nng_req0_open(&socks[i]) != 0)
             return 1;
@@ -295,11 +422,19 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
         x->stop = &stop;
         x->cap = cap;
         x->lat = calloc(cap, sizeof(sample));
+        pthread_mutex_init(&x->mu, NULL);
+        x->busy = true; /* the hello */
         s3s__buf_init(&x->buf, 1 << 20);
         nng_aio_alloc(&x->aio, sim_cb, x);
         nng_ctx_open(&x->ctx, socks[i % nsock]);
         sim_hello(x);
     }
+    /* Open loop: the pacer starts after the hellos (0.5 s) and runs to the
+     * end of the window; warm-up until 1 s as in the closed loop. */
+    pacer pc = {sims, ranks, rate, 0.5, 0, poisson, 0, 0};
+    pc.t_end = now() - g_start + 1.0 + secs;
+    if (g_open && pthread_create(&pc.thr, NULL, pacer_run, &pc) != 0)
+        return 1;
     usleep(1000000); /* connections, hellos, warm-up */
     printf("go\n");
     fflush(stdout);
@@ -309,6 +444,22 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
     printf("done\n");
     fflush(stdout);
     stop = 1;
+    if (g_open) { /* the pacer ends by itself; then every rank pays what it owes */
+        pthread_join(pc.thr, NULL);
+        for (uint32_t i = 0; i < ranks; i++)
+            sim_idle(&sims[i]);
+        for (int w = 0; w < 3000; w++) {
+            int busy = 0;
+            for (uint32_t i = 0; i < ranks; i++) {
+                pthread_mutex_lock(&sims[i].mu);
+                busy += sims[i].busy;
+                pthread_mutex_unlock(&sims[i].mu);
+            }
+            if (busy == 0)
+                break;
+            usleep(10000);
+        }
+    }
     for (int w = 0; w < 3000; w++) {
         pthread_mutex_lock(&g_mu);
         int idle = g_idle;
@@ -319,10 +470,13 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
     }
     int bad = 0;
     size_t total = 0;
+    uint64_t overflow = 0, owed = 0;
     for (uint32_t i = 0; i < ranks; i++) {
         nng_aio_stop(sims[i].aio);
         bad |= sims[i].err;
         total += sims[i].nlat;
+        overflow += sims[i].overflow;
+        owed += sims[i].bl_n;
     }
     float *all = malloc((total + 1) * sizeof(float)), *lease = malloc((total + 1) * sizeof(float)),
           *prog = malloc((total + 1) * sizeof(float));
@@ -330,7 +484,7 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
     for (uint32_t i = 0; i < ranks; i++) {
         for (size_t k = 0; k < sims[i].nlat; k++) {
             const sample *sm = &sims[i].lat[k];
-            if (sm->t1 < w0 || sm->t1 > w1 || sm->type == S3S_MSG_HELLO)
+            if (sm->t < w0 || sm->t > w1 || sm->type == S3S_MSG_HELLO)
                 continue;
             all[na++] = sm->lat;
             if (sm->type == S3S_MSG_LEASE)
@@ -342,6 +496,7 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
         nng_aio_free(sims[i].aio);
         nng_ctx_close(sims[i].ctx);
         s3s__buf_fini(&sims[i].buf);
+        pthread_mutex_destroy(&sims[i].mu);
     }
     for (uint32_t i = 0; i < nsock; i++)
         nng_close(socks[i]);
@@ -350,9 +505,14 @@ static int client_main(const char *url, uint32_t ranks, double secs, int heartbe
     qsort(all, na, sizeof(float), cmp_float);
     qsort(lease, nl, sizeof(float), cmp_float);
     qsort(prog, np, sizeof(float), cmp_float);
-    printf("%.0f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %d\n", (double)na / (w1 - w0),
-           pct(all, na, 0.5), pct(all, na, 0.99), pct(lease, nl, 0.5), pct(lease, nl, 0.99),
-           pct(prog, np, 0.5), pct(prog, np, 0.99), (c1 - c0) / (w1 - w0), bad);
+    /* in the open loop a request that was never answered (stopped, owed at
+     * the end, dropped from a full backlog) is an error of the row */
+    if (overflow > 0 || owed > 0)
+        bad = 1;
+    printf("%.0f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %d\n", (double)na / (w1 - w0),
+           pct(all, na, 0.5), pct(all, na, 0.99), pct(all, na, 0.999), pct(lease, nl, 0.5),
+           pct(lease, nl, 0.99), pct(prog, np, 0.5), pct(prog, np, 0.99), (c1 - c0) / (w1 - w0),
+           g_open ? (double)pc.issued / (pc.t_end - pc.t_begin) : 0, bad);
     fflush(stdout);
     free(all);
     free(lease);
@@ -367,7 +527,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 static int row(const char *self, uint32_t ranks, double secs, const char *job, const char *state,
-               int heartbeat)
+               int heartbeat, const char *load)
 {
     char url[64];
     int port = 20000 + (int)(getpid() % 20000) + (int)ranks;
@@ -393,7 +553,8 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     char nr[16], ns[32];
     snprintf(nr, sizeof(nr), "%u", ranks);
     snprintf(ns, sizeof(ns), "%.3f", secs);
-    char *args[] = {(char *)self, "--client", url, nr, ns, heartbeat ? "1" : "0", NULL};
+    char *args[] = {(char *)self,          "--client",   url, nr, ns,
+                    heartbeat ? "1" : "0", (char *)load, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -417,7 +578,8 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     uint64_t sync0 = 0;
     size_t nsync = 0;
     uint32_t *syncs = calloc(S3S__JOURNAL_SYNC_RING, sizeof(uint32_t));
-    double r_req = 0, a50 = 0, a99 = 0, l50 = 0, l99 = 0, p50 = 0, p99 = 0, ccpu = 0;
+    double r_req = 0, a50 = 0, a99 = 0, a999 = 0, l50 = 0, l99 = 0, p50 = 0, p99 = 0, ccpu = 0,
+           offered = 0;
     int bad = 1, got = 0;
     while (fgets(line, sizeof(line), in) != NULL) {
         if (strcmp(line, "go\n") == 0) {
@@ -430,8 +592,8 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
             cpu1 = cpu_s();
             t1 = now();
             s3s__journal_sync_times(jr, sync0, syncs, S3S__JOURNAL_SYNC_RING, &nsync);
-        } else if (sscanf(line, "%lf %lf %lf %lf %lf %lf %lf %lf %d", &r_req, &a50, &a99, &l50,
-                          &l99, &p50, &p99, &ccpu, &bad) == 9) {
+        } else if (sscanf(line, "%lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %d", &r_req, &a50, &a99,
+                          &a999, &l50, &l99, &p50, &p99, &ccpu, &offered, &bad) == 11) {
             got = 1;
         }
     }
@@ -448,10 +610,16 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
     qsort(syncs, nsync, sizeof(uint32_t), cmp_u32);
     double req = (double)(s1.requests - s0.requests) / el;
     double commits = (double)(s1.journal_commits - s0.journal_commits) / el;
-    printf("%-9s %5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f ms | lease p50 %6.2f p99 %6.2f | "
-           "%s p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync p50 %5.2f "
-           "p99 %5.2f ms | CPU coordinator %3.0f%% (%4.1f us/req) ranks %3.0f%% of one core%s\n",
-           heartbeat ? "heartbeat" : "lease+prg", ranks, req, a50, a99, l50, l99,
+    char lname[32];
+    if (offered > 0)
+        snprintf(lname, sizeof(lname), "%s %.0f/s", load[0] == 'p' ? "poisson" : "open", offered);
+    else
+        snprintf(lname, sizeof(lname), "closed");
+    printf("%-9s %-14s %5u ranks %7.0f req/s  all p50 %6.2f p99 %6.2f p99.9 %6.2f ms | lease p50 "
+           "%6.2f p99 %6.2f | %s p50 %6.2f p99 %6.2f | %4.0f syncs/s %5.1f req/sync, fdatasync "
+           "p50 %5.2f p99 %5.2f ms | CPU coordinator %3.0f%% (%4.1f us/req) ranks %3.0f%% of one "
+           "core%s\n",
+           heartbeat ? "heartbeat" : "lease+prg", lname, ranks, req, a50, a99, a999, l50, l99,
            heartbeat ? "heartbeat" : "progress ", p50, p99, commits,
            commits > 0 ? req / commits : 0, nsync ? syncs[nsync / 2] / 1e3 : 0,
            nsync ? syncs[(nsync - 1) * 99 / 100] / 1e3 : 0, 100 * (cpu1 - cpu0) / el,
@@ -465,8 +633,13 @@ static int row(const char *self, uint32_t ranks, double secs, const char *job, c
 
 int main(int argc, char **argv)
 {
-    if (argc == 6 && strcmp(argv[1], "--client") == 0)
-        return client_main(argv[2], (uint32_t)atoi(argv[3]), atof(argv[4]), atoi(argv[5]));
+    if (argc == 7 && strcmp(argv[1], "--client") == 0) {
+        const char *load = argv[6];
+        int poisson = load[0] == 'p';
+        double rate = strcmp(load, "closed") == 0 ? 0 : atof(load + poisson);
+        return client_main(argv[2], (uint32_t)atoi(argv[3]), atof(argv[4]), atoi(argv[5]), rate,
+                           poisson);
+    }
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
@@ -499,19 +672,29 @@ int main(int argc, char **argv)
      * the disk) or "both" (default). */
     const char *wl = argc > 5 ? argv[5] : "both";
     int workload_mixed = strcmp(wl, "heartbeat") != 0, workload_hb = strcmp(wl, "mixed") != 0;
+    /* LOADS: "closed" (closed loop), "N" (open loop at N requests/s, evenly
+     * spaced) or "pN" (open loop, Poisson), comma-separated. */
+    char loadarg[256];
+    snprintf(loadarg, sizeof(loadarg), "%s", argc > 6 ? argv[6] : "closed,50000");
+    char *loads[16];
+    size_t nloads = 0;
+    for (char *t = strtok(loadarg, ","); t != NULL && nloads < 16; t = strtok(NULL, ","))
+        loads[nloads++] = t;
     for (size_t i = 0; secs > 0 && i < nranks; i++) {
-        char job[4200], state[4200], name[32];
+        char job[4200], state[4200], name[64];
         snprintf(name, sizeof(name), "r%u", ranks[i]);
         for (int hb = 0; hb < 2; hb++) {
             if (hb == 1 && !workload_hb)
                 break;
             if (hb == 0 && !workload_mixed)
                 continue;
-            snprintf(name, sizeof(name), "r%u%s", ranks[i], hb ? "hb" : "");
-            if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
-                return 1;
-            if (row(self, ranks[i], secs, job, state, hb) != 0)
-                return 1;
+            for (size_t k = 0; k < nloads; k++) { /* a fresh state dir per row */
+                snprintf(name, sizeof(name), "r%u%s-%s", ranks[i], hb ? "hb" : "", loads[k]);
+                if (make_state(dir, name, 200000, job, sizeof(job), state, sizeof(state)) != 0)
+                    return 1;
+                if (row(self, ranks[i], secs, job, state, hb, loads[k]) != 0)
+                    return 1;
+            }
         }
     }
     if (mem_shards > 0) {

@@ -11,7 +11,10 @@
  * among concurrent callers). Each row prints records/s, commits (fdatasyncs)/s
  * and the p50/p99 latency of one commit. The peer to compare with is the disk's
  * own fdatasync rate: the batch-1 row is that rate, and the ratio of the others
- * to it is what group commit buys. */
+ * to it is what group commit buys. Each row runs twice in a row, plain (the
+ * file grows with every commit) and "+prealloc" (the coordinator's setting:
+ * commits overwrite zeros written ahead, so the fdatasync does not change the
+ * file size), to compare the two on the same disk in the same minute. */
 #include "common/journal/journal.h"
 #include "s3shard/error.h"
 
@@ -49,13 +52,14 @@ static void rec(s3s__jrec *r, uint64_t k)
     r->offset = k * 4096;
 }
 
-static s3s__journal *open_fresh(const char *root, const char *name)
+static s3s__journal *open_fresh(const char *root, const char *name, bool prealloc)
 {
     char dir[4096 + 64];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     s3s__journal_opts o;
     memset(&o, 0, sizeof o);
     o.dir = dir;
+    o.prealloc = prealloc;
     s3s__journal *j;
     s3s__errbuf eb;
     if (s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb) != 0) {
@@ -65,11 +69,11 @@ static s3s__journal *open_fresh(const char *root, const char *name)
     return j;
 }
 
-static void row_batches(const char *root, int batch, double secs)
+static void row_batches(const char *root, int batch, double secs, bool prealloc)
 {
     char name[32];
-    snprintf(name, sizeof name, "batch%d", batch);
-    s3s__journal *j = open_fresh(root, name);
+    snprintf(name, sizeof name, "batch%d%s", batch, prealloc ? "+prealloc" : "");
+    s3s__journal *j = open_fresh(root, name, prealloc);
     size_t cap = 1 << 20, n = 0;
     double *lat = malloc(cap * sizeof *lat);
     uint64_t k = 0;
@@ -91,7 +95,7 @@ static void row_batches(const char *root, int batch, double secs)
     } while (t - t0 < secs);
     double el = t - t0;
     qsort(lat, n, sizeof *lat, cmp_double);
-    printf("%-26s %12.0f %12.0f %10.1f %10.1f\n", name, (double)k / el, (double)n / el,
+    printf("%-34s %12.0f %12.0f %10.1f %10.1f\n", name, (double)k / el, (double)n / el,
            lat[n / 2] * 1e6, lat[(size_t)((double)n * 0.99)] * 1e6);
     free(lat);
     s3s__journal_close(j);
@@ -123,11 +127,11 @@ static void *syncer(void *p)
     return NULL;
 }
 
-static void row_threads(const char *root, int threads, double secs)
+static void row_threads(const char *root, int threads, double secs, bool prealloc)
 {
-    char name[32];
-    snprintf(name, sizeof name, "threads%d-append_sync", threads);
-    s3s__journal *j = open_fresh(root, name);
+    char name[48];
+    snprintf(name, sizeof name, "threads%d-append_sync%s", threads, prealloc ? "+prealloc" : "");
+    s3s__journal *j = open_fresh(root, name, prealloc);
     pthread_t th[64];
     targ args[64];
     double t0 = now();
@@ -143,7 +147,7 @@ static void row_threads(const char *root, int threads, double secs)
     double el = now() - t0;
     s3s__journal_stats st;
     s3s__journal_stats_get(j, &st);
-    printf("%-26s %12.0f %12.0f %10s %10s   (%.1f records per fdatasync)\n", name,
+    printf("%-34s %12.0f %12.0f %10s %10s   (%.1f records per fdatasync)\n", name,
            (double)total / el, (double)st.syncs / el, "-", "-",
            st.syncs ? (double)total / (double)st.syncs : 0.0);
     s3s__journal_close(j);
@@ -186,11 +190,13 @@ int main(int argc, char **argv)
     printf("journal_bench: dir %s, %.1f s per row, committed record of %zu bytes + 8 framing\n",
            root, secs, b.len);
     s3s__buf_fini(&b);
-    printf("%-26s %12s %12s %10s %10s\n", "row", "records/s", "fsyncs/s", "p50 us", "p99 us");
+    printf("%-34s %12s %12s %10s %10s\n", "row", "records/s", "fsyncs/s", "p50 us", "p99 us");
     int batches[] = {1, 16, 256};
     for (size_t k = 0; k < sizeof batches / sizeof *batches; k++)
-        row_batches(root, batches[k], secs);
-    row_threads(root, 16, secs);
+        for (int pre = 0; pre < 2; pre++)
+            row_batches(root, batches[k], secs, pre);
+    for (int pre = 0; pre < 2; pre++)
+        row_threads(root, 16, secs, pre);
     if (argc <= 1)
         rmtree(root);
     return 0;

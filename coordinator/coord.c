@@ -852,6 +852,7 @@ int s3s__coord_open(s3s__coord **out, const s3s_coord_opts *opts, s3s__errbuf *e
 
     s3s__journal_opts jo = {0};
     jo.dir = c->state_dir;
+    jo.prealloc = true; /* commits overwrite zeros: their fdatasync need not write the inode */
     memcpy(jo.job_hash, c->job_hash, 32);
     memcpy(jo.snapshot_hash, c->snap_hash, 32);
     if (c->state_uri != NULL) {

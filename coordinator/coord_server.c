@@ -6,11 +6,14 @@
  * hand-off to another thread): a reply that needs nothing durable (grant,
  * heartbeat, status, error) is sent from there. A reply that acknowledges
  * state (progress, drain, bye, hello, resends) is parked with the journal LSN
- * of its records; the journal thread takes every parked reply, makes the
+ * of its records; a journal thread takes every parked reply, makes the
  * highest of their LSNs durable with one pwrite + fdatasync (everything
  * appended meanwhile rides along), and sends them: one fdatasync serves every
  * request that arrived during the previous one, and no request waits behind
- * another's fdatasync except for the one in flight. A third thread ticks
+ * another's fdatasync except for the one in flight. There are two journal
+ * threads, so the next batch's fdatasync runs while the previous batch's
+ * replies are being sent (the journal's group commit keeps them in order:
+ * the second waits for the first's fdatasync, then leads its own). A thread ticks
  * (lease expiry) and uploads the mirror. Oversized messages: nng drops a
  * message past NNG_OPT_RECVMAXSZ (2 x max_msg) with its connection; one
  * between max_msg and that is decoded, refused with an error and counted. */
@@ -29,6 +32,20 @@
 #include <time.h>
 
 enum { X_RECV = 0, X_SEND = 1 };
+
+/* Journal threads. Two, so that one sends a durable batch's replies (a
+ * sendmsg each, which on loopback also runs the peer's receive path) while
+ * the other already writes and fdatasyncs the next batch: with one, the disk
+ * idles while replies go out and requests handled meanwhile wait for both. */
+#define COMMITTERS 2
+
+struct s3s_coord;
+typedef struct committer_t {
+    struct s3s_coord *c;
+    pthread_t thr;
+    bool running;
+    uint32_t *taken; /* the batch it makes durable: context indexes */
+} committer_t;
 
 typedef struct srv_ctx {
     struct s3s_coord *c;
@@ -58,10 +75,9 @@ struct s3s_coord {
     char err[1024];
     /* replies waiting for their journal lsn to be durable: each context at
      * most once, so nctx entries each */
-    pthread_t cthr;
-    bool cthr_running;
+    committer_t cm[COMMITTERS];
     bool cstop;
-    uint32_t *parked, *taken;
+    uint32_t *parked;
     uint64_t *parked_lsn;
     uint32_t nparked;
 };
@@ -206,7 +222,8 @@ static void send_reply(s3s_coord *c, srv_ctx *x)
  * sends them. Requests handled meanwhile park for the next round. */
 static void *committer(void *arg)
 {
-    s3s_coord *c = arg;
+    committer_t *cm = arg;
+    s3s_coord *c = cm->c;
     for (;;) {
         pthread_mutex_lock(&c->mu);
         while (c->nparked == 0 && !c->cstop)
@@ -218,7 +235,7 @@ static void *committer(void *arg)
         }
         uint64_t lsn = 0;
         for (uint32_t i = 0; i < n; i++) {
-            c->taken[i] = c->parked[i];
+            cm->taken[i] = c->parked[i];
             if (c->parked_lsn[i] > lsn)
                 lsn = c->parked_lsn[i];
         }
@@ -233,7 +250,7 @@ static void *committer(void *arg)
             pthread_mutex_unlock(&c->core_mu);
         }
         for (uint32_t i = 0; i < n; i++) {
-            srv_ctx *x = &c->ctxs[c->taken[i]];
+            srv_ctx *x = &c->ctxs[cm->taken[i]];
             if (rc != 0) { /* never acknowledge what is not durable */
                 x->state = X_RECV;
                 nng_ctx_recv(x->ctx, x->aio);
@@ -364,10 +381,15 @@ int s3s_coord_start(s3s_coord *c)
     c->nctx = c->core->o.contexts ? c->core->o.contexts : 256;
     c->ctxs = calloc(c->nctx, sizeof(*c->ctxs));
     c->parked = calloc(c->nctx, sizeof(*c->parked));
-    c->taken = calloc(c->nctx, sizeof(*c->taken));
     c->parked_lsn = calloc(c->nctx, sizeof(*c->parked_lsn));
-    if (c->ctxs == NULL || c->parked == NULL || c->taken == NULL || c->parked_lsn == NULL)
+    if (c->ctxs == NULL || c->parked == NULL || c->parked_lsn == NULL)
         return S3S_ENOMEM;
+    for (int k = 0; k < COMMITTERS; k++) {
+        c->cm[k].c = c;
+        c->cm[k].taken = calloc(c->nctx, sizeof(*c->cm[k].taken));
+        if (c->cm[k].taken == NULL)
+            return S3S_ENOMEM;
+    }
     for (uint32_t i = 0; i < c->nctx; i++) {
         srv_ctx *x = &c->ctxs[i];
         x->c = c;
@@ -378,9 +400,11 @@ int s3s_coord_start(s3s_coord *c)
     }
     c->stopping = false;
     c->cstop = false;
-    if (pthread_create(&c->cthr, NULL, committer, c) != 0)
-        return fail(c, S3S_ENOMEM, "cannot start the committer thread%s%s", "", 0);
-    c->cthr_running = true;
+    for (int k = 0; k < COMMITTERS; k++) {
+        if (pthread_create(&c->cm[k].thr, NULL, committer, &c->cm[k]) != 0)
+            return fail(c, S3S_ENOMEM, "cannot start the journal thread%s%s", "", 0);
+        c->cm[k].running = true;
+    }
     if (pthread_create(&c->thr, NULL, serve, c) != 0)
         return fail(c, S3S_ENOMEM, "cannot start the server thread%s%s", "", 0);
     c->running = true;
@@ -403,13 +427,17 @@ void s3s_coord_stop(s3s_coord *c)
         pthread_join(c->thr, NULL);
         c->running = false;
     }
-    if (c->cthr_running) { /* the last batches' replies go out once durable */
-        pthread_mutex_lock(&c->mu);
-        c->cstop = true;
-        pthread_cond_broadcast(&c->jcv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->cthr, NULL);
-        c->cthr_running = false;
+    /* the last batches' replies go out once durable */
+    pthread_mutex_lock(&c->mu);
+    c->cstop = true;
+    pthread_cond_broadcast(&c->jcv);
+    pthread_mutex_unlock(&c->mu);
+    for (int k = 0; k < COMMITTERS; k++) {
+        if (c->cm[k].running)
+            pthread_join(c->cm[k].thr, NULL);
+        c->cm[k].running = false;
+        free(c->cm[k].taken);
+        c->cm[k].taken = NULL;
     }
     for (uint32_t i = 0; c->ctxs != NULL && i < c->nctx; i++)
         if (c->ctxs[i].aio != NULL)
@@ -428,9 +456,8 @@ void s3s_coord_stop(s3s_coord *c)
     free(c->ctxs);
     c->ctxs = NULL;
     free(c->parked);
-    free(c->taken);
     free(c->parked_lsn);
-    c->parked = c->taken = NULL;
+    c->parked = NULL;
     c->parked_lsn = NULL;
     c->nparked = 0;
     if (c->sock_open)

@@ -28,6 +28,13 @@
 
 #define PENDING_DEFAULT (64u << 20)
 #define COMPACT_FLUSH (1u << 20)
+/* Preallocation: the zeros written ahead are an eighth of the file, between
+ * these bounds (rounded to 64 KiB): an extension (one slower fdatasync: the
+ * size changes and the zeros are flushed) every 1-4 MiB of records; the cap
+ * keeps that one fdatasync short (the coordinator compacts at each epoch, so
+ * its journal rarely grows large anyway). */
+#define PREALLOC_MIN (1u << 20)
+#define PREALLOC_MAX (4u << 20)
 
 struct s3s__journal {
     pthread_mutex_t mu;
@@ -39,7 +46,9 @@ struct s3s__journal {
     void *mirror_arg;
     /* under mu: */
     uint64_t generation;
-    uint64_t end; /* file size: everything before it is durable */
+    uint64_t end; /* end of the records: everything before it is durable */
+    uint64_t alloc; /* the file's size: zeros from end to alloc (preallocated) */
+    bool prealloc;
     uint64_t lsn_appended, lsn_durable;
     bool committing; /* a thread holds the committer role (writing or mirroring) */
     int failed; /* sticky S3S_EIO after a failed write or sync */
@@ -209,6 +218,15 @@ int s3s__journal_scan(const void *data, size_t len, const uint8_t *expect_job,
     rep->good_end = off;
     if (off == len)
         return 0;
+    /* Zeros to the end: preallocated space (journal.h), not a torn record. A
+     * torn batch written over zeros leaves non-zero bytes and is read below. */
+    size_t z = off;
+    while (z < len && d[z] == 0)
+        z++;
+    if (z == len) {
+        rep->zero_tail = len - off;
+        return 0;
+    }
     rep->bad_offset = off;
     snprintf(rep->why, sizeof rep->why, "%s", why);
     uint64_t next = good_after(d, len, off + 1, max_record);
@@ -254,6 +272,19 @@ static int write_all(int fd, const void *p, size_t n, uint64_t off)
         c += w;
         n -= (size_t)w;
         off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* write_zeros writes zeros over [from, to) (nothing when to <= from). */
+static int write_zeros(int fd, uint64_t from, uint64_t to)
+{
+    static const uint8_t zero[65536];
+    while (from < to) {
+        size_t n = to - from < sizeof zero ? (size_t)(to - from) : sizeof zero;
+        if (write_all(fd, zero, n, from) != 0)
+            return -1;
+        from += n;
     }
     return 0;
 }
@@ -372,6 +403,7 @@ int s3s__journal_open(s3s__journal **out, const s3s__journal_opts *o, s3s__journ
     s3s__buf_init(&j->inflight, max_pending);
     j->mirror = o->mirror;
     j->mirror_arg = o->mirror_arg;
+    j->prealloc = o->prealloc;
     int rc;
     void *map = MAP_FAILED;
     size_t size = 0;
@@ -440,8 +472,10 @@ int s3s__journal_open(s3s__journal **out, const s3s__journal_opts *o, s3s__journ
     }
     j->generation = rep->generation;
     j->end = rep->good_end;
+    j->alloc = rep->cut ? rep->good_end : (uint64_t)size;
     j->st.generation = j->generation;
     j->st.file_size = j->end;
+    j->st.allocated = j->alloc;
     if (j->mirror != NULL)
         j->mirror(j->mirror_arg, j->generation, 0, map, (size_t)j->end);
     if (map != MAP_FAILED)
@@ -534,6 +568,14 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
         uint64_t target = j->lsn_appended, off = j->end;
         const char *data = j->inflight.data;
         size_t n = j->inflight.len;
+        /* Past the preallocated zeros: write more zeros behind this batch,
+         * synced by the same fdatasync (the one that changes the size). */
+        uint64_t zfrom = off + n > j->alloc ? off + n : j->alloc, zto = zfrom;
+        if (j->prealloc && off + n > j->alloc) {
+            uint64_t grow = off / 8;
+            grow = grow < PREALLOC_MIN ? PREALLOC_MIN : grow > PREALLOC_MAX ? PREALLOC_MAX : grow;
+            zto = (off + n + grow + 65535) & ~(uint64_t)65535;
+        }
         j->committing = true;
         pthread_mutex_unlock(&j->mu);
         int err = 0;
@@ -545,6 +587,10 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
             err = errno;
             snprintf(msg, sizeof msg, "write of %zu bytes at offset %llu: %s", n,
                      (unsigned long long)off, strerror(err));
+        } else if (write_zeros(j->fd, zfrom, zto) != 0) {
+            err = errno;
+            snprintf(msg, sizeof msg, "preallocating zeros at offset %llu: %s",
+                     (unsigned long long)zfrom, strerror(err));
         } else {
             clock_gettime(CLOCK_MONOTONIC, &t0);
             if (fdatasync(j->fd) != 0) {
@@ -561,6 +607,11 @@ int s3s__journal_wait(s3s__journal *j, uint64_t lsn, s3s__errbuf *eb)
             snprintf(j->fail_msg, sizeof j->fail_msg, "%s", msg);
         } else {
             j->end += n;
+            if (j->end > j->alloc)
+                j->alloc = j->end;
+            if (zto > j->alloc)
+                j->alloc = zto;
+            j->st.allocated = j->alloc;
             j->lsn_durable = target;
             int64_t us =
                 (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
@@ -749,6 +800,8 @@ int s3s__journal_compact_finish(s3s__jcompact *c, s3s__errbuf *eb)
     j->fd = c->fd;
     c->fd = -1;
     j->end = c->size;
+    j->alloc = c->size;
+    j->st.allocated = j->alloc;
     j->generation = c->generation;
     j->st.generation = j->generation;
     j->st.file_size = j->end;

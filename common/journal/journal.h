@@ -16,6 +16,14 @@
  *
  * LSNs are logical: bytes appended since open, monotonic across compactions.
  *
+ * Preallocation (opts.prealloc): the file is extended with written zeros
+ * ahead of the records, so that a commit overwrites blocks that exist and its
+ * fdatasync need not write the inode (the file size does not change). A tail
+ * of zeros after the last good record is therefore the file's unused space,
+ * not a torn record: the scan stops there and reports it (zero_tail), cuts
+ * nothing, and appends overwrite it. Without prealloc a zero tail is read the
+ * same way (so either kind of file opens with either setting).
+ *
  * Thread-safety: every function may be called from any thread, except close,
  * which no other call may overlap; the mirror hook
  * runs on the committing thread with no lock held, never concurrently with
@@ -60,6 +68,7 @@ typedef struct s3s__journal_opts {
     size_t max_pending; /* bytes buffered before commit; 0: 64 MiB */
     s3s__journal_mirror_fn mirror;
     void *mirror_arg;
+    bool prealloc; /* extend the file with zeros ahead of the records (see above) */
 } s3s__journal_opts;
 
 /* What a scan (replay) found. */
@@ -71,6 +80,7 @@ typedef struct s3s__journal_report {
     bool created; /* there was no journal: a new one was made */
     bool stale_tmp; /* a leftover journal.tmp (interrupted compaction) was removed */
     bool cut; /* bytes after good_end were cut off (torn tail, or repair) */
+    uint64_t zero_tail; /* bytes of zeros after good_end (preallocated space; not cut) */
     uint64_t bad_offset; /* when cut or corrupt: offset of the first bad record */
     uint64_t
         next_good; /* corrupt in the middle: a good record after it (UINT64_MAX: not checked) */
@@ -127,6 +137,7 @@ int s3s__journal_append_sync(s3s__journal *j, const s3s__jrec *r, s3s__errbuf *e
 /* Statistics since open. */
 typedef struct s3s__journal_stats {
     uint64_t records, commits, syncs, bytes, generation, file_size;
+    uint64_t allocated; /* the file's size on disk: file_size (the records) + preallocated zeros */
 } s3s__journal_stats;
 void s3s__journal_stats_get(s3s__journal *j, s3s__journal_stats *out);
 

@@ -391,14 +391,32 @@ static void test_torn_tail_every_offset(void **state)
         assert_int_equal(s->r[NREC - 1].type, S3S_JREC_EPOCH_DONE);
         assert_false(rep.cut);
     }
-    /* a tail of zeros (file extended, data never written) is cut too */
+    /* a tail of zeros (preallocated, or a file extended whose data never
+     * came) is unused space: not cut, kept, and the next append overwrites it */
     uint8_t *z = calloc(1, len + 4096);
     memcpy(z, orig, len);
     spit(jp, z, len + 4096);
     assert_int_equal(reopen(dir, s, &rep, false, &eb), 0);
-    assert_true(rep.cut);
-    assert_int_equal(rep.bad_offset, len);
+    assert_false(rep.cut);
+    assert_int_equal(rep.good_end, len);
+    assert_int_equal(rep.zero_tail, 4096);
     assert_int_equal(s->n, NREC);
+    {
+        struct stat sb;
+        assert_int_equal(stat(jp, &sb), 0);
+        assert_int_equal(sb.st_size, len + 4096);
+        s3s__journal_opts o = opts_for(dir);
+        s3s__journal *j;
+        assert_int_equal(s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb), 0);
+        s3s__jrec r;
+        sample(&r, 4);
+        assert_int_equal(s3s__journal_append_sync(j, &r, &eb), 0);
+        s3s__journal_close(j);
+        assert_int_equal(reopen(dir, s, &rep, false, &eb), 0);
+        assert_int_equal(s->n, NREC + 1);
+        assert_int_equal(s->off[NREC], len);
+        assert_int_equal(rep.zero_tail, 4096 - (rep.good_end - len));
+    }
     free(z);
     free(orig);
     free(jp);
@@ -877,6 +895,106 @@ static void test_write_failure_is_sticky(void **state)
     free(dir);
 }
 
+/* Preallocation: the file runs ahead of the records in zeros, every record
+ * replays across several extensions, a reopen reads the zeros as unused space
+ * and appends overwrite them; a batch torn over the zeros is cut as a torn
+ * tail, and a record after a hole of zeros is still refused as corruption. */
+static void test_prealloc(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("journal");
+    char *jp = path_in(dir, "journal");
+    s3s__journal_opts o = opts_for(dir);
+    o.prealloc = true;
+    s3s__journal *j;
+    s3s__errbuf eb;
+    assert_int_equal(s3s__journal_open(&j, &o, NULL, NULL, NULL, &eb), 0);
+    /* ~2.5 MiB of records in 30 commits: two extensions at least */
+    static uint8_t blob[800];
+    memset(blob, 0x5a, sizeof blob);
+    s3s__jrec r;
+    memset(&r, 0, sizeof r);
+    r.type = S3S_JREC_OPAQUE;
+    r.data = blob;
+    r.data_len = sizeof blob;
+    s3s__journal_stats st;
+    uint64_t allocs = 0, last_alloc = 0;
+    for (int k = 0; k < 3000; k++) {
+        r.subtype = (uint32_t)k;
+        assert_int_equal(s3s__journal_append(j, &r, NULL, &eb), 0);
+        if (k % 100 != 99)
+            continue;
+        assert_int_equal(s3s__journal_commit(j, &eb), 0);
+        s3s__journal_stats_get(j, &st);
+        assert_true(st.allocated > st.file_size); /* zeros ahead */
+        if (st.allocated != last_alloc)
+            allocs++;
+        last_alloc = st.allocated;
+        struct stat sb;
+        assert_int_equal(stat(jp, &sb), 0);
+        assert_int_equal((uint64_t)sb.st_size, st.allocated);
+    }
+    assert_true(allocs >= 3);
+    uint64_t end = st.file_size, alloc = st.allocated;
+    s3s__journal_close(j);
+    seen *s = calloc(1, sizeof *s);
+    s3s__journal_report rep;
+    /* every record back, the zeros reported, nothing cut */
+    s->n = 0;
+    assert_int_equal(s3s__journal_open(&j, &o, collect, s, &rep, &eb), 0);
+    assert_int_equal(s->n, 3000);
+    for (int k = 0; k < 3000; k++)
+        assert_int_equal(s->r[k].subtype, (uint32_t)k);
+    assert_false(rep.cut);
+    assert_int_equal(rep.good_end, end);
+    assert_int_equal(rep.zero_tail, alloc - end);
+    /* appends overwrite the zeros */
+    sample(&r, 3);
+    assert_int_equal(s3s__journal_append_sync(j, &r, &eb), 0);
+    s3s__journal_stats_get(j, &st);
+    assert_int_equal(st.allocated, alloc);
+    assert_true(st.file_size > end);
+    uint64_t end2 = st.file_size;
+    s3s__journal_close(j);
+    s->n = 0;
+    assert_int_equal(s3s__journal_open(&j, &o, collect, s, &rep, &eb), 0);
+    s3s__journal_close(j);
+    assert_int_equal(s->n, 3001);
+    assert_int_equal(s->off[3000], end);
+    assert_int_equal(s->r[3000].type, S3S_JREC_COMMITTED);
+    /* a torn batch over the zeros: half a record, zeros behind it: cut */
+    size_t len;
+    uint8_t *img = slurp(jp, &len);
+    assert_int_equal(len, alloc);
+    uint8_t *torn = malloc(len);
+    memcpy(torn, img, len);
+    memcpy(torn + end2, img + end, (end2 - end) / 2); /* the last record's first half again */
+    spit(jp, torn, len);
+    s->n = 0;
+    assert_int_equal(s3s__journal_open(&j, &o, collect, s, &rep, &eb), 0);
+    s3s__journal_close(j);
+    assert_int_equal(s->n, 3001);
+    assert_true(rep.cut);
+    assert_int_equal(rep.bad_offset, end2);
+    struct stat sb;
+    assert_int_equal(stat(jp, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, end2); /* cut on disk, zeros and all */
+    /* a hole of zeros with a good record behind it is not a tail: refused */
+    memcpy(torn, img, len);
+    memset(torn + end, 0, end2 - end);
+    memcpy(torn + end2 + 64, img + end, end2 - end);
+    spit(jp, torn, len);
+    s->n = 0;
+    assert_int_equal(s3s__journal_open(&j, &o, collect, s, &rep, &eb), S3S_ECORRUPT);
+    assert_non_null(strstr(eb.msg, "not a torn tail"));
+    free(torn);
+    free(img);
+    free(s);
+    free(jp);
+    s3s_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -893,6 +1011,7 @@ int main(void)
         cmocka_unit_test(test_group_commit_threads),
         cmocka_unit_test(test_write_failure_is_sticky),
         cmocka_unit_test(test_durable_lsn_and_sync_times),
+        cmocka_unit_test(test_prealloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
