@@ -1,5 +1,5 @@
-/* cache.c: the cache handle (options, folders, counters, the set of blocks
- * already verified by this handle) and entries (identity files). */
+/* cache.c: the cache handle (options, folders, counters) and entries
+ * (identity files). The set of verified blocks is in cache_verify.c. */
 #include "worker/cache/cache_int.h"
 
 #include <errno.h>
@@ -13,8 +13,6 @@
 
 #include "s3shard/error.h"
 #include "worker/cache/crc32c.h"
-
-#define VSET_MAX (1u << 20) /* past this many verified blocks, forget them all */
 
 void s3s__cache_opts_init(s3s__cache_opts *o)
 {
@@ -121,6 +119,7 @@ int s3s__cache_open(s3s__cache **out, const char *dir, const s3s__cache_opts *op
     if (c == NULL)
         return S3S_ENOMEM;
     c->o = o;
+    c->vlog_fd = -1;
     c->pid = getpid();
     c->incarnation = s3s__cache_proc_starttime(c->pid);
     struct stat nst;
@@ -151,6 +150,7 @@ int s3s__cache_open(s3s__cache **out, const char *dir, const s3s__cache_opts *op
         return S3S_EIO;
     }
     s3s__cache_clean_tmp(c);
+    s3s__cache_vlog_open(c);
     *out = c;
     return 0;
 }
@@ -159,88 +159,12 @@ void s3s__cache_close(s3s__cache *c)
 {
     if (c == NULL)
         return;
+    s3s__cache_vlog_close(c);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->evict_mu);
     free(c->vset);
     free(c->root);
     free(c);
-}
-
-/* ---- the verified set: open addressing on (dev, ino, tag) ---- */
-
-uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx)
-{
-    uint64_t t;
-    memcpy(&t, e->hbin, 8);
-    t ^= (uint64_t)idx * 0x9e3779b97f4a7c15ull;
-    return t == 0 ? 1 : t;
-}
-
-static size_t vslot(uint64_t dev, uint64_t ino, uint64_t tag, size_t cap)
-{
-    uint64_t h = (dev * 0xff51afd7ed558ccdull) ^ (ino * 0xc4ceb9fe1a85ec53ull) ^ tag;
-    h ^= h >> 29;
-    return (size_t)h & (cap - 1);
-}
-
-int s3s__cache_verified(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag)
-{
-    int found = 0;
-    pthread_mutex_lock(&c->mu);
-    if (c->vcap > 0) {
-        for (size_t i = vslot(dev, ino, tag, c->vcap);; i = (i + 1) & (c->vcap - 1)) {
-            s3s__cache_vkey *k = &c->vset[i];
-            if (k->tag == 0)
-                break;
-            if (k->tag == tag && k->dev == dev && k->ino == ino) {
-                found = 1;
-                break;
-            }
-        }
-    }
-    pthread_mutex_unlock(&c->mu);
-    return found;
-}
-
-static void vinsert(s3s__cache_vkey *set, size_t cap, s3s__cache_vkey k)
-{
-    for (size_t i = vslot(k.dev, k.ino, k.tag, cap);; i = (i + 1) & (cap - 1)) {
-        if (set[i].tag == 0) {
-            set[i] = k;
-            return;
-        }
-        if (set[i].tag == k.tag && set[i].dev == k.dev && set[i].ino == k.ino)
-            return;
-    }
-}
-
-void s3s__cache_verified_add(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag)
-{
-    pthread_mutex_lock(&c->mu);
-    if (c->vlen + 1 > c->vcap / 2) {
-        size_t ncap = c->vcap == 0 ? 1024 : c->vcap * 2;
-        if (c->vlen >= VSET_MAX)
-            ncap = c->vcap; /* full: start over rather than grow without bound */
-        s3s__cache_vkey *nset = calloc(ncap, sizeof(*nset));
-        if (nset == NULL) {
-            pthread_mutex_unlock(&c->mu);
-            return; /* not remembering only costs a re-check later */
-        }
-        if (c->vlen < VSET_MAX) {
-            for (size_t i = 0; i < c->vcap; i++)
-                if (c->vset[i].tag != 0)
-                    vinsert(nset, ncap, c->vset[i]);
-        } else {
-            c->vlen = 0;
-        }
-        free(c->vset);
-        c->vset = nset;
-        c->vcap = ncap;
-    }
-    s3s__cache_vkey k = {dev, ino, tag};
-    vinsert(c->vset, c->vcap, k);
-    c->vlen++;
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- entries ---- */

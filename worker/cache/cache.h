@@ -9,8 +9,10 @@
  * - A block file under its final name is complete: it was written to a temp
  *   file, its trailer (identity hash, index, length, CRC-32C) appended, and
  *   renamed into place. A reader checks the length and trailer on every
- *   lookup and the CRC of the data once per handle (first open); a block
- *   that fails either is deleted and reported as a miss.
+ *   lookup and the CRC of the data once per handle (first open), or, for a
+ *   large block, once per boot (the verification log, cache_verify.c: a
+ *   record names the file's inode and ctime, so a changed file is checked
+ *   again); a block that fails either is deleted and reported as a miss.
  * - At most one process (or thread) fetches a given block at a time: the
  *   fetcher holds an flock on the block's claim file. The kernel drops the
  *   lock when its holder dies, so a crashed fetcher never blocks others.
@@ -84,6 +86,8 @@ typedef struct s3s__cache_stats {
     uint64_t hits, misses;
     uint64_t hit_bytes; /* sum of the lengths of blocks found */
     uint64_t corrupt; /* blocks or entry files found damaged and deleted */
+    uint64_t vlog_hits; /* blocks served without a CRC pass: another process of
+                           this boot verified them (the verification log) */
     uint64_t commits, commit_bytes; /* blocks written by this handle */
     uint64_t aborts;
     uint64_t claim_waits; /* claims that waited for another fetcher */

@@ -119,8 +119,9 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
     } else if (memcmp(t.hbin8, e->hbin, 8) != 0 || t.idx != idx || t.len != len) {
         why = "trailer names another block";
     } else {
-        uint64_t tag = s3s__cache_vtag(e, idx);
-        if (!s3s__cache_verified(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, tag)) {
+        s3s__cache_vkey k;
+        s3s__cache_vkey_of(&k, &st, s3s__cache_vtag(e, idx));
+        if (!s3s__cache_verified(c, &k, len)) {
             uint32_t crc = 0;
             int rc = crc_of_fd(fd, len, &crc);
             if (rc != 0) {
@@ -130,7 +131,7 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
             if (crc != t.crc)
                 why = "CRC mismatch";
             else
-                s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, tag);
+                s3s__cache_verified_add(c, &k, len);
         }
     }
     if (why != NULL) {
@@ -142,8 +143,19 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
      * refreshing it costs one syscall, done at most every touch_interval_s. */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    if (now.tv_sec - st.st_mtim.tv_sec >= (time_t)c->o.touch_interval_s)
-        (void)futimens(fd, NULL);
+    if (now.tv_sec - st.st_mtim.tv_sec >= (time_t)c->o.touch_interval_s &&
+        futimens(fd, NULL) == 0) {
+        /* The touch moved the ctime: the block, verified just above, is
+         * remembered under its new key, or the next process would check it
+         * again. (A write by someone else between the check and the touch
+         * would go unseen: nothing of ours writes a block in place.) */
+        struct stat now_st;
+        if (fstat(fd, &now_st) == 0) {
+            s3s__cache_vkey k;
+            s3s__cache_vkey_of(&k, &now_st, s3s__cache_vtag(e, idx));
+            s3s__cache_verified_add(c, &k, len);
+        }
+    }
     out->fd = fd;
     out->len = len;
     return 0;
@@ -488,8 +500,7 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
     s3s__cache_trailer_encode(tb, &t);
     struct stat st;
     if (pwrite(w->tmp_fd, tb, sizeof(tb), (off_t)w->len) != (ssize_t)sizeof(tb) ||
-        (c->o.fsync && fdatasync(w->tmp_fd) != 0) || fstat(w->tmp_fd, &st) != 0 ||
-        seal_name(w) != 0) {
+        (c->o.fsync && fdatasync(w->tmp_fd) != 0) || seal_name(w) != 0) {
         int rc =
             s3s__err_set(eb, S3S_EIO, "cache: cannot seal %s: %s", w->final_path, strerror(errno));
         s3s__cache_writer_abort(w);
@@ -506,8 +517,13 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
         }
     }
     s3s__cache_entry_relink(e);
-    s3s__cache_verified_add(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-                            s3s__cache_vtag(e, w->idx));
+    /* We computed the CRC of the very bytes written: verified. The stat comes
+     * after the link, which moved the ctime. */
+    if (fstat(w->tmp_fd, &st) == 0) {
+        s3s__cache_vkey k;
+        s3s__cache_vkey_of(&k, &st, s3s__cache_vtag(e, w->idx));
+        s3s__cache_verified_add(c, &k, w->len);
+    }
     claim_release(w->lock_fd, w->lock_path, w->lock_dev, w->lock_ino);
     if (w->tmp_path != NULL)
         (void)flock(w->tmp_fd, LOCK_UN);

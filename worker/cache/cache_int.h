@@ -5,6 +5,8 @@
  *   <hh>/<hash>.m          entry file: identity + geometry (hh = hash[0..1])
  *   <hh>/<hash>.<i>        block i: data bytes, then a 32-byte trailer
  *   <hh>/<hash>.<i>.lock   claim file of block i (flock held while fetching)
+ *   verified/<boot id>     keys of large blocks verified during this boot
+ *                          (cache_verify.c); older boots' logs are removed at open
  *   tmp/<hash>.<i>.<pid>.<n>   a block being written (flock held by its writer),
  *                          only where O_TMPFILE is missing: elsewhere a block or
  *                          entry file is written as an unnamed O_TMPFILE inode in
@@ -16,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "worker/cache/cache.h"
@@ -29,10 +32,17 @@
 #define S3S__CACHE_BS_MIN (64u * 1024)
 #define S3S__CACHE_BS_MAX (256u * 1024 * 1024)
 
-/* A block verified (CRC of its data) by this handle: the same inode under the
- * same name need not be checked again. */
+/* Blocks of at least this many bytes go into the verification log
+ * (cache_verify.c); smaller ones are CRC-checked once per process. */
+#define S3S__CACHE_VLOG_MIN (256u * 1024)
+/* The log is cut to zero when it reaches this size (131,072 records). */
+#define S3S__CACHE_VLOG_MAX (4u << 20)
+
+/* A verified block (CRC of its data): the same inode, unchanged since (same
+ * ctime), under the same name need not be checked again. */
 typedef struct s3s__cache_vkey {
     uint64_t dev, ino;
+    uint64_t ctime_ns; /* any write moves it; nobody can set it back */
     uint64_t tag; /* first 8 bytes of the identity hash, xor the index; 0 = empty slot */
 } s3s__cache_vkey;
 
@@ -51,6 +61,8 @@ struct s3s__cache {
     uint64_t tmp_counter;
     s3s__cache_vkey *vset;
     size_t vcap, vlen;
+    int vlog_fd; /* <root>/verified/<boot id>, O_APPEND; -1: none */
+    uint64_t vlog_off; /* how far we have read it */
 
     pthread_mutex_t evict_mu; /* one scan/eviction at a time in this process */
 };
@@ -104,10 +116,20 @@ int s3s__cache_trailer_decode(const uint8_t in[S3S__CACHE_TRAILER], s3s__cache_t
                               s3s__errbuf *eb);
 uint32_t s3s__cache_nblocks(uint64_t size, uint64_t block_size);
 
-/* cache.c */
-int s3s__cache_verified(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
-void s3s__cache_verified_add(s3s__cache *c, uint64_t dev, uint64_t ino, uint64_t tag);
+/* cache_verify.c */
 uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx);
+void s3s__cache_vkey_of(s3s__cache_vkey *k, const struct stat *st, uint64_t tag);
+/* s3s__cache_verified: was the block k (len data bytes) verified by this
+ * handle, or (len >= S3S__CACHE_VLOG_MIN) by any process of this boot? */
+int s3s__cache_verified(s3s__cache *c, const s3s__cache_vkey *k, uint64_t len);
+/* s3s__cache_verified_add remembers k, and logs it when len is large enough. */
+void s3s__cache_verified_add(s3s__cache *c, const s3s__cache_vkey *k, uint64_t len);
+/* s3s__cache_vlog_open opens this boot's log (removing older boots' logs);
+ * without a boot id or on any failure the handle simply has no log. */
+void s3s__cache_vlog_open(s3s__cache *c);
+void s3s__cache_vlog_close(s3s__cache *c);
+
+/* cache.c */
 /* s3s__cache_tmpfile opens an unnamed file (O_TMPFILE) in the tmp folder,
  * or returns -1 (then the caller uses a named temp: the file system or the
  * kernel lacks O_TMPFILE, or linking it failed before). */
