@@ -181,13 +181,14 @@ static int page_nested(const s3s__list_page *pg, const char *pfx)
 }
 
 /* Splits the rest of flat range r (after its cursor) into up to `want` more
- * ranges inserted after r, at points guessed from the page just read. */
-static int range_split(range *r, const s3s__list_page *pg, unsigned want)
+ * ranges inserted after r, at points guessed from the last nk keys r holds
+ * (the page just read). */
+static int range_split(range *r, size_t nk, unsigned want)
 {
     char **points = NULL;
     size_t np = 0;
-    /* The page's keys now sit (moved) at the end of r's buffer. */
-    size_t nk = pg->n < r->n ? pg->n : r->n;
+    if (nk > r->n)
+        nk = r->n;
     const char **keys = malloc((nk + 1) * sizeof *keys);
     if (keys == NULL)
         return S3S_ENOMEM;
@@ -397,6 +398,10 @@ static int probe_decided(lister *L, range *r)
     L->probe = NULL;
     if (L->mode == S3S__LIST_PAR) {
         L->keysplit = 1;
+        /* The probe's first page is in: split what follows it now rather
+         * than a round trip later (r splits when on_page goes on). */
+        if (p->pages == 1 && !p->done && !p->busy)
+            return range_split(p, p->n, SPLIT_MAX);
         return 0;
     }
     L->par = 1;
@@ -585,7 +590,7 @@ split:
     if (L->busy + idle >= L->par)
         return 0;
     unsigned want = L->par - L->busy - idle;
-    return range_split(r, pg, want < SPLIT_MAX ? want : SPLIT_MAX);
+    return range_split(r, pg->n, want < SPLIT_MAX ? want : SPLIT_MAX);
 }
 
 static int deliver(lister *L, s3s_s3_list_cb cb, void *ud)
