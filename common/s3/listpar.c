@@ -14,17 +14,20 @@
  * discovery) runs concurrently with the second page. If the second page comes
  * back in less than 1.5x the first page's time, the server has room for
  * concurrent requests and the listing goes parallel; else it stays sequential
- * and the discovery is dropped. A flat first page stays sequential (splitting
- * a flat prefix means guessing split points, each wrong guess a full request).
+ * and the discovery is dropped. When the first page is flat, the probe beside
+ * the second page is instead the first page of a key range starting at a
+ * point guessed from the keys seen (flat_probe): the first range ends at that
+ * point, so every key is still listed once whatever the guess; sequential
+ * drops the probe range, parallel splits both ranges further as they answer.
  *
  * Parallel: the discovery's folders become ranges with pfx = the folder
  * (exactly the keys below it, and a server walks only that folder), the keys
  * directly under the prefix become ranges of their own, and the range that
  * found them stops at the first of them (`end`). A folder range whose first
  * page shows sub-folders is discovered again; a flat one is listed page after
- * page. Only when PAR is forced are flat ranges also split at points guessed
- * from their keys (listsplit.c) while connections are idle: the probe does
- * not tell what a wrong guess costs (on s3rver, 2-3x the work).
+ * page. Flat ranges are split at points guessed from their keys (listsplit.c)
+ * while connections are idle, when PAR is forced or the flat probe chose it
+ * (not after a folder discovery: there the folders are the ranges).
  *
  * Delivery: the head range's keys as they come, a later range's once every
  * range before it is finished. A range that runs ahead stops asking once it
@@ -84,8 +87,10 @@ typedef struct lister {
     unsigned par;
     unsigned page_keys; /* max-keys per page, 0: the server's (1000) */
     int mode; /* S3S__LIST_ADAPTIVE while probing, then SEQ or PAR */
-    int keysplit; /* split flat ranges at guessed keys (forced PAR only) */
+    int verdict; /* the probe's verdict forced (SEQ or PAR), 0: measured */
+    int keysplit; /* split flat ranges at guessed keys (forced PAR, or flat probe said PAR) */
     uint64_t t1; /* the first page's time, alone (us) */
+    range *probe; /* the flat probe: the range after the first, listed beside page 2 */
     unsigned busy;
     range *head;
 } lister;
@@ -176,13 +181,14 @@ static int page_nested(const s3s__list_page *pg, const char *pfx)
 }
 
 /* Splits the rest of flat range r (after its cursor) into up to `want` more
- * ranges inserted after r, at points guessed from the page just read. */
-static int range_split(range *r, const s3s__list_page *pg, unsigned want)
+ * ranges inserted after r, at points guessed from the last nk keys r holds
+ * (the page just read). */
+static int range_split(range *r, size_t nk, unsigned want)
 {
     char **points = NULL;
     size_t np = 0;
-    /* The page's keys now sit (moved) at the end of r's buffer. */
-    size_t nk = pg->n < r->n ? pg->n : r->n;
+    if (nk > r->n)
+        nk = r->n;
     const char **keys = malloc((nk + 1) * sizeof *keys);
     if (keys == NULL)
         return S3S_ENOMEM;
@@ -382,13 +388,85 @@ static int disc_page(lister *L, range *r, s3s__list_page *pg)
     return 0;
 }
 
+/* The flat probe (see flat_probe) is decided. PAR: the ranges split further
+ * at guessed keys as their pages come. SEQ: one request at a time from now
+ * on; the probe range is dropped and r unbounded again, unless r's second
+ * page already stopped at the probe's start (then the probe range follows r). */
+static int probe_decided(lister *L, range *r)
+{
+    range *p = L->probe;
+    L->probe = NULL;
+    if (L->mode == S3S__LIST_PAR) {
+        L->keysplit = 1;
+        /* The probe's first page is in: split what follows it now rather
+         * than a round trip later (r splits when on_page goes on). */
+        if (p->pages == 1 && !p->done && !p->busy)
+            return range_split(p, p->n, SPLIT_MAX);
+        return 0;
+    }
+    L->par = 1;
+    if (r->done || r->next != p)
+        return 0;
+    if (p->busy) {
+        s3s__http_cancel(L->s3, &p->x);
+        L->busy--;
+    }
+    r->next = p->next;
+    range_free(p);
+    free(r->hi);
+    r->hi = NULL;
+    return 0;
+}
+
+/* The first page of r (the whole prefix) is flat and truncated: a key range
+ * starting at a point guessed from its keys (the second sibling of the last
+ * key: "shard-002" after "shard-000999", so just past what the second page
+ * will likely hold) is listed beside r's second page. r becomes (cursor,
+ * point], the probe (point, end of prefix]: every key in exactly one of them,
+ * whatever the guess. On a busy server the probe's request slows the second
+ * page down (on s3rver both walk the folder on node's main thread), on a
+ * latency-bound one it does not: the same 1.5x test as the folder discovery. */
+static int flat_probe(lister *L, range *r)
+{
+    char **points = NULL;
+    size_t np = 0;
+    const char **keys = malloc((r->n + 1) * sizeof *keys);
+    if (keys == NULL)
+        return S3S_ENOMEM;
+    for (size_t i = 0; i < r->n; i++)
+        keys[i] = r->items[i].key;
+    int rc = s3s__listsplit_points(&points, &np, keys, r->n, r->pfx, NULL, 2);
+    free(keys);
+    if (rc != 0 || np == 0) {
+        free(points);
+        return rc;
+    }
+    range *p = range_new(r->pfx, points[np - 1], NULL, NULL);
+    if (p != NULL) {
+        r->hi = points[np - 1];
+        points[np - 1] = NULL;
+        p->next = r->next;
+        r->next = p;
+        L->probe = p;
+    }
+    for (size_t i = 0; i < np; i++)
+        free(points[i]);
+    free(points);
+    return p != NULL ? 0 : S3S_ENOMEM;
+}
+
 /* The second page of the probe has come back in t2 (us): decide. */
 static int decide(lister *L, range *r, uint64_t t2)
 {
     L->mode = 2 * t2 < 3 * L->t1 ? S3S__LIST_PAR : S3S__LIST_SEQ;
-    S3S_LOGD("list: first page %llu ms alone, second %llu ms beside the folder discovery: %s",
+    if (L->verdict != 0)
+        L->mode = L->verdict;
+    S3S_LOGD("list: first page %llu ms alone, second %llu ms beside %s: %s",
              (unsigned long long)(L->t1 / 1000), (unsigned long long)(t2 / 1000),
+             L->probe != NULL ? "a key range's first page (flat)" : "the folder discovery",
              L->mode == S3S__LIST_PAR ? "parallel" : "sequential");
+    if (L->probe != NULL)
+        return probe_decided(L, r);
     if (L->mode == S3S__LIST_SEQ) {
         if (r->dstate == D_RUN) {
             s3s__http_cancel(L->s3, &r->dx);
@@ -415,7 +493,8 @@ static int submit_page(lister *L, range *r)
      * first page, then nothing left): ask for a few keys first, so a server
      * does not build 1,000 keys we would drop. */
     unsigned mk = L->page_keys;
-    if (r->hi != NULL && r->pages == 1 && (mk == 0 || mk > PROBE_KEYS))
+    if (r->hi != NULL && r->pages == 1 && L->mode != S3S__LIST_ADAPTIVE &&
+        (mk == 0 || mk > PROBE_KEYS))
         mk = PROBE_KEYS;
     if (r->gap && r->pages == 0)
         mk = 1; /* usually empty: one key tells */
@@ -476,9 +555,11 @@ static int on_page(lister *L, range *r, s3s__list_page *pg, uint64_t t)
         r->done = 1; /* nothing can follow hi in (lo, hi] */
     if (L->mode == S3S__LIST_ADAPTIVE && r == L->head && r->pages == 1)
         L->t1 = t;
-    else if (L->mode == S3S__LIST_ADAPTIVE && r->dstate != D_NONE)
+    else if (L->mode == S3S__LIST_ADAPTIVE && (r->dstate != D_NONE || r == L->head))
         if ((rc = decide(L, r, t)) != 0)
             return rc;
+    if (L->mode == S3S__LIST_ADAPTIVE && r != L->head)
+        return 0; /* the flat probe's page: held until the decision */
     if (r->done || r->pages != 1 || L->mode == S3S__LIST_SEQ)
         goto split;
     if (r->hi == NULL && r->dstate == D_NONE && !r->gap && nested) {
@@ -491,7 +572,10 @@ static int on_page(lister *L, range *r, s3s__list_page *pg, uint64_t t)
         return 0;
     }
     if (L->mode == S3S__LIST_ADAPTIVE) {
-        L->mode = S3S__LIST_SEQ; /* flat: nothing to split without guessing */
+        if (r == L->head && r->hi == NULL && !r->gap && (rc = flat_probe(L, r)) != 0)
+            return rc;
+        if (L->probe == NULL)
+            L->mode = S3S__LIST_SEQ; /* no key to split at */
         return 0;
     }
 split:
@@ -506,7 +590,7 @@ split:
     if (L->busy + idle >= L->par)
         return 0;
     unsigned want = L->par - L->busy - idle;
-    return range_split(r, pg, want < SPLIT_MAX ? want : SPLIT_MAX);
+    return range_split(r, pg->n, want < SPLIT_MAX ? want : SPLIT_MAX);
 }
 
 static int deliver(lister *L, s3s_s3_list_cb cb, void *ud)
@@ -554,6 +638,11 @@ int s3s__list_parallel_ex(s3s_s3 *s3, const char *bucket, const char *prefix, un
                 .page_keys = page_keys,
                 .keysplit = strategy == S3S__LIST_PAR,
                 .mode = parallelism == 1 ? S3S__LIST_SEQ : strategy};
+    if (strategy == S3S__LIST_PROBE_SEQ || strategy == S3S__LIST_PROBE_PAR) {
+        L.verdict = strategy == S3S__LIST_PROBE_SEQ ? S3S__LIST_SEQ : S3S__LIST_PAR;
+        if (L.mode != S3S__LIST_SEQ)
+            L.mode = S3S__LIST_ADAPTIVE;
+    }
     if ((L.head = range_new(prefix != NULL ? prefix : "", NULL, NULL, NULL)) == NULL)
         return s3s__err_set(&s3->eb, S3S_ENOMEM, "out of memory");
     while (L.head != NULL && rc == 0) {
@@ -562,7 +651,8 @@ int s3s__list_parallel_ex(s3s_s3 *s3, const char *bucket, const char *prefix, un
             if (r->dstate == D_MORE && L.mode != S3S__LIST_SEQ)
                 rc = submit_disc(&L, r);
             if (rc == 0 && !r->busy && !r->done && !r->hold && L.busy < L.par &&
-                (r == L.head || r->n < RANGE_BUFFER_MAX))
+                (r == L.head || r->n < RANGE_BUFFER_MAX) &&
+                (L.mode != S3S__LIST_ADAPTIVE || r == L.head || r->pages == 0))
                 rc = submit_page(&L, r);
         }
         if (rc != 0) {

@@ -19,8 +19,16 @@ int s3s__list_query(s3s__buf *q, const char *prefix, const char *delimiter, cons
 void s3s__list_xfer(s3s__xfer *x, const char *bucket, s3s__buf *q);
 
 /* How s3s__list_parallel_ex chooses: ADAPTIVE measures (docs/s3-client.md,
- * "Parallel listing"); SEQ lists page after page; PAR splits from the start. */
-enum { S3S__LIST_ADAPTIVE = 0, S3S__LIST_SEQ = 1, S3S__LIST_PAR = 2 };
+ * "Parallel listing"); SEQ lists page after page; PAR splits from the start;
+ * PROBE_SEQ and PROBE_PAR probe like ADAPTIVE but the probe's verdict is
+ * forced (tests: both ways out of a probe, whatever the timing). */
+enum {
+    S3S__LIST_ADAPTIVE = 0,
+    S3S__LIST_SEQ = 1,
+    S3S__LIST_PAR = 2,
+    S3S__LIST_PROBE_SEQ = 3,
+    S3S__LIST_PROBE_PAR = 4
+};
 
 /* s3s__list_parallel_ex is s3s_s3_list_parallel with the strategy forced
  * (tests and benches) and page_keys keys per page (0: the server's 1000);

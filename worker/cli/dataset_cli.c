@@ -1,5 +1,6 @@
 /* dataset_cli.c: see dataset_cli.h. */
 #include "common/util/fs.h"
+#include "worker/cli/cli_s3.h"
 #include "worker/cli/dataset_cli.h"
 
 #include "s3shard/error.h"
@@ -87,12 +88,7 @@ s3s_s3 *s3s__cli_s3(s3s__cli *g, const char *cmd)
     if (cli_s3 != NULL)
         return cli_s3;
     s3s_s3_opts o;
-    s3s_s3_opts_init(&o);
-    o.endpoint = g->endpoint;
-    o.region = g->region;
-    o.profile = g->profile;
-    o.path_style = g->path_style;
-    o.verbose = g->verbose > 0;
+    s3s__cli_s3_opts(g, &o, 0); /* the global flags; -vv: debug log (the listing's decision) */
     if (s3s_s3_create(&cli_s3, &o) != 0) {
         s3s__cli_fail(cmd, "cannot make an S3 client: %s", s3s_s3_last_create_error());
         cli_s3 = NULL;

@@ -124,10 +124,11 @@ static void check_prefix(const char *prefix, size_t expect)
     keylist want = {0};
     assert_int_equal(s3s_s3_list(s3, BUCKET, prefix, NULL, collect_cb, &want), 0);
     assert_int_equal(want.n, expect);
-    static const int strategies[] = {S3S__LIST_SEQ, S3S__LIST_PAR, S3S__LIST_ADAPTIVE};
+    static const int strategies[] = {S3S__LIST_SEQ, S3S__LIST_PAR, S3S__LIST_ADAPTIVE,
+                                     S3S__LIST_PROBE_SEQ, S3S__LIST_PROBE_PAR};
     static const unsigned pages[] = {2, 7, 0};
     static const unsigned pars[] = {2, 16};
-    for (size_t s = 0; s < 3; s++)
+    for (size_t s = 0; s < 5; s++)
         for (size_t p = 0; p < 3; p++)
             for (size_t q = 0; q < 2; q++) {
                 keylist got = {0};
@@ -138,8 +139,14 @@ static void check_prefix(const char *prefix, size_t expect)
                     fail_msg("%s strategy %d page %u par %u: %s", prefix ? prefix : "(none)",
                              strategies[s], pages[p], pars[q], s3s_s3_errmsg(s3));
                 assert_true(chosen == S3S__LIST_SEQ || chosen == S3S__LIST_PAR);
-                if (strategies[s] != S3S__LIST_ADAPTIVE)
+                if (strategies[s] == S3S__LIST_SEQ || strategies[s] == S3S__LIST_PAR)
                     assert_int_equal(chosen, strategies[s]);
+                if (strategies[s] == S3S__LIST_PROBE_SEQ)
+                    assert_int_equal(chosen, S3S__LIST_SEQ);
+                /* PROBE_PAR: parallel when the first page was truncated and
+                 * showed folders or a key to split at */
+                if (strategies[s] == S3S__LIST_PROBE_PAR && pages[p] > 0 && want.n > 3 * pages[p])
+                    assert_int_equal(chosen, S3S__LIST_PAR);
                 for (size_t i = 0; i < want.n || i < got.n; i++)
                     if (i >= want.n || i >= got.n || strcmp(got.keys[i], want.keys[i]) != 0)
                         fail_msg("%s strategy %d page %u par %u: key %zu is '%s', want '%s' "
