@@ -162,7 +162,13 @@ typedef struct job {
     const side_ent *have;
     size_t nhave;
     uint64_t skipped_files, skipped_bytes;
+    volatile sig_atomic_t *stop; /* the caller's stop flag (may be NULL) */
 } job;
+
+static int stopping(const job *j)
+{
+    return j->stop != NULL && *j->stop != 0;
+}
 
 static int is_complete(const char *path, const s3s__item_desc *d, const char *rel,
                        const side_ent *side, size_t nside);
@@ -230,6 +236,10 @@ static int fetch_one(job *j, s3s_item *it, char *buf)
     s3s_reader *r = s3s_item_reader(it);
     for (;;) {
         size_t got = 0;
+        if (stopping(j)) { /* abandoned: the temp goes, the item is released */
+            rc = s3s__err_set(&eb, S3S_EINTERRUPTED, "%s: stopped mid-download", rel);
+            goto out;
+        }
         rc = s3s_reader_read(r, buf, COPY_CHUNK, &got);
         if (rc != 0) {
             s3s__err_set(&eb, rc, "%s", s3s_reader_errmsg(r));
@@ -294,7 +304,11 @@ static void *job_main(void *arg)
     char *buf = malloc(COPY_CHUNK);
     s3s_item *it;
     int rc = 0;
-    while (buf != NULL && (rc = s3s_worker_next(j->w, &it)) == 0) {
+    while (buf != NULL && !stopping(j) && (rc = s3s_worker_next(j->w, &it)) == 0) {
+        if (stopping(j)) { /* not started: back to the coordinator at its start */
+            s3s_item_close(it);
+            break;
+        }
         if (already_there(j, it)) {
             s3s_item_close(it);
             continue;
@@ -311,6 +325,8 @@ static void *job_main(void *arg)
     pthread_mutex_lock(&j->mu);
     if (buf == NULL && j->err == 0)
         j->err = s3s__err_set(&j->eb, S3S_ENOMEM, "out of memory");
+    else if (stopping(j) && j->err == 0)
+        j->err = s3s__err_set(&j->eb, S3S_EINTERRUPTED, "stopped");
     else if (rc != 0 && rc != S3S_EEOF && j->err == 0) /* a coordinator's failure */
         j->err = s3s__err_set(&j->eb, rc, "%s", s3s_worker_errmsg(j->w));
     j->running--;
@@ -514,6 +530,8 @@ static int materialize_coord(const s3s__file_mode_opts *o, const char *root, con
 {
     s3s_worker_opts wo = *o->wopts;
     wo.epochs = 1;
+    if (o->stop != NULL)
+        wo.cancel = o->stop; /* a stop ends a wait for the other ranks' leases */
     s3s_worker *w = NULL;
     s3s_errinfo ei = {0};
     int rc = s3s_worker_create(&w, &wo, &ei);
@@ -573,8 +591,24 @@ static int materialize_coord(const s3s__file_mode_opts *o, const char *root, con
     j.nhave = nside;
     j.total_bytes = s3s_snapshot_total_bytes(snap) / (world ? world : 1); /* about */
     j.total_files = n / (world ? world : 1);
+    j.stop = o->stop;
     rc = run_jobs(&j, o, chname, t0, eb);
-    if (rc == 0 && res != NULL) {
+    if (rc == 0 && stopping(&j)) /* stopped right after the last file */
+        rc = s3s__err_set(eb, S3S_EINTERRUPTED, "stopped");
+    if (rc == S3S_EINTERRUPTED) {
+        /* A drain: every file renamed into place was committed done when its
+         * item closed; what is still leased goes back at once (not at the
+         * lease's expiry), so the other ranks take it now. */
+        s3s__errbuf deb = {{0}};
+        int drc = s3s_worker_drain(w, "stopped during the File download");
+        if (drc != 0)
+            snprintf(deb.msg, sizeof deb.msg, "; the drain failed: %s", s3s_worker_errmsg(w));
+        s3s__err_set(eb, S3S_EINTERRUPTED,
+                     "stopped: %llu files downloaded and committed, %llu already there; leases "
+                     "given back%s",
+                     (unsigned long long)j.files, (unsigned long long)j.skipped_files, deb.msg);
+    }
+    if ((rc == 0 || rc == S3S_EINTERRUPTED) && res != NULL) {
         res->files = j.files;
         res->bytes = j.bytes;
         res->skipped_files = j.skipped_files;
@@ -688,7 +722,16 @@ int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_resu
         j.plen = plen;
         j.total_bytes = fetch_bytes;
         j.total_files = nfetch;
+        j.stop = o->stop;
         rc = run_jobs(&j, o, chname, t0, eb);
+        if (rc == S3S_EINTERRUPTED && res != NULL) {
+            r.files = j.files;
+            r.bytes = j.bytes;
+            *res = r;
+        }
+        if (rc == S3S_EINTERRUPTED)
+            s3s__err_set(eb, rc, "stopped: %llu files downloaded, %llu already there",
+                         (unsigned long long)j.files, (unsigned long long)r.skipped_files);
         if (rc != 0)
             goto out;
     }

@@ -23,6 +23,7 @@
 #ifndef S3S_WORKER_MODE_FILE_H
 #define S3S_WORKER_MODE_FILE_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "common/util/errbuf.h"
@@ -37,6 +38,14 @@ typedef struct s3s__file_mode_opts {
     int progress; /* -1: bar when stderr is a terminal, else log lines; 0: log
                      lines; 1: bar; 2: quiet */
     unsigned log_interval_s; /* 0: 10 */
+    volatile sig_atomic_t *stop; /* non-NULL: once non-zero (a SIGTERM, a Spot
+                                    notice), the download stops: files being
+                                    written are abandoned between two chunks
+                                    (their temps removed), a wait for a lease
+                                    ends, and with a coordinator the files
+                                    complete so far stay committed and every
+                                    lease is given back (a drain). The call
+                                    then fails with S3S_EINTERRUPTED. */
 } s3s__file_mode_opts;
 
 typedef struct s3s__file_mode_result {
@@ -45,9 +54,10 @@ typedef struct s3s__file_mode_result {
     double seconds;
 } s3s__file_mode_result;
 
-/* s3s__mode_file_materialize downloads the share. res may be NULL. Returns 0,
- * S3S_EUNSAFEKEY (nothing written), the first download error (files already
- * renamed stay; temps are removed), S3S_EIO, S3S_ENOMEM. */
+/* s3s__mode_file_materialize downloads the share. res may be NULL (else it
+ * holds the counts even on S3S_EINTERRUPTED). Returns 0, S3S_EUNSAFEKEY
+ * (nothing written), S3S_EINTERRUPTED (o->stop), the first download error
+ * (files already renamed stay; temps are removed), S3S_EIO, S3S_ENOMEM. */
 int s3s__mode_file_materialize(const s3s__file_mode_opts *o, s3s__file_mode_result *res,
                                s3s__errbuf *eb);
 

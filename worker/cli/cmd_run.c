@@ -175,11 +175,13 @@ static void env_name(char *out, size_t n, const char *prefix, const char *name)
 /* ---- the spot notice -------------------------------------------------------------- */
 
 static int spot_pipe[2] = {-1, -1};
+static volatile sig_atomic_t spot_seen; /* read by the channels' File downloads */
 
 static void on_spot(void *ud, const s3s__spot_notice *n)
 {
     (void)ud;
     (void)n;
+    spot_seen = 1;
     char b = 1;
     ssize_t w = write(spot_pipe[1], &b, 1);
     (void)w;
@@ -327,12 +329,26 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
                         .epoch = epoch,
                         .connections = (unsigned)conns,
                         .stop_signals = &stops,
+                        .notice = &spot_seen,
                         .coordinator = coord,
                         .secret_file = secret_file,
                         .tls_ca = tls_ca,
                         .host = hs.current};
     fprintf(stderr, "s3shard run: rank %u of %u (local rank %u, from %s), data root %s\n",
             topo.rank, topo.world_size, topo.local_rank, topo.source, root);
+    /* The notice poller starts first: a notice during a File download stops it. */
+    spot_seen = 0;
+    if (spot) {
+        s3s__errbuf eb = {{0}};
+        s3s__spot_opts so = {
+            .endpoint = imds, .interval_ms = (unsigned)spot_int * 1000u, .on_notice = on_spot};
+        if (pipe2(spot_pipe, O_CLOEXEC) != 0 || s3s__spot_start(&sp, &so, &eb) != 0) {
+            s3s__cli_fail(CMD, "spot notice poller: %s", eb.msg[0] ? eb.msg : strerror(errno));
+            goto out;
+        }
+        fprintf(stderr, "s3shard run: watching for EC2 Spot notices at %s every %" PRIu64 " s\n",
+                s3s__spot_endpoint(imds), spot_int);
+    }
     int mret = s3s__run_channels_start(&chans, &cfg);
     if (mret != 0) {
         ret = mret;
@@ -386,17 +402,6 @@ int s3s__cmd_run(s3s__cli *g, int argc, char **argv)
     if ((sfd = signalfd(-1, &handled, SFD_CLOEXEC)) < 0) {
         s3s__cli_fail(CMD, "signalfd: %s", strerror(errno));
         goto out;
-    }
-    if (spot) {
-        s3s__errbuf eb = {{0}};
-        s3s__spot_opts so = {
-            .endpoint = imds, .interval_ms = (unsigned)spot_int * 1000u, .on_notice = on_spot};
-        if (pipe2(spot_pipe, O_CLOEXEC) != 0 || s3s__spot_start(&sp, &so, &eb) != 0) {
-            s3s__cli_fail(CMD, "spot notice poller: %s", eb.msg[0] ? eb.msg : strerror(errno));
-            goto out;
-        }
-        fprintf(stderr, "s3shard run: watching for EC2 Spot notices at %s every %" PRIu64 " s\n",
-                s3s__spot_endpoint(imds), spot_int);
     }
 
     fflush(NULL);

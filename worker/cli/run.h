@@ -25,6 +25,8 @@ typedef struct s3s__run_cfg {
     uint64_t epoch; /* first epoch */
     unsigned connections;
     const sigset_t *stop_signals; /* pending ones abort a File download */
+    volatile sig_atomic_t *notice; /* non-zero once a Spot notice came (as a
+                                      SIGTERM for the channels); may be NULL */
     /* --coordinator: File and Pipe channels take their items from its leases
      * (FastFile lists the static share; Dynamic FastFile is refused) */
     const char *coordinator, *secret_file, *tls_ca;
@@ -35,7 +37,9 @@ typedef struct s3s__run_channels s3s__run_channels;
 
 /* s3s__run_channels_start materialises every channel of cfg->job; on failure
  * prints why ("s3shard run: ...") and undoes what was done. Returns 0, 1
- * (failure) or 128+SIGTERM when a stop signal arrived during downloads. */
+ * (failure) or 128+SIGTERM when a stop signal (or a Spot notice) arrived
+ * while they were laid out: a File download stops at once (with a
+ * coordinator, the files complete are committed and the leases given back). */
 int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg);
 
 /* s3s__run_channels_path returns the folder SM_CHANNEL_<NAME> points at for

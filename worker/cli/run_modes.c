@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CMD "run"
@@ -93,15 +94,56 @@ static int stop_pending(const s3s__run_cfg *cfg)
 
 /* ---- File ------------------------------------------------------------------------ */
 
+/* The stop watcher of a File download: the stop signals stay blocked (the
+ * command's signalfd takes them later), so a thread polls for one pending
+ * (not taking it) or a Spot notice, and raises the download's stop flag. */
+typedef struct file_watch {
+    const s3s__run_cfg *cfg;
+    chan *c;
+    volatile sig_atomic_t done; /* the download ended: the watcher leaves */
+    int why; /* the signal seen, or -1: a Spot notice */
+} file_watch;
+
+static void *file_watch_main(void *arg)
+{
+    file_watch *fw = arg;
+    while (!fw->done) {
+        int sig = stop_pending(fw->cfg);
+        if (sig != 0 || (fw->cfg->notice != NULL && *fw->cfg->notice != 0)) {
+            fw->why = sig != 0 ? sig : -1;
+            fw->c->stop = 1;
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 static int file_mode(const s3s__run_cfg *cfg, chan *c)
 {
     s3s_worker_opts o;
     worker_opts(cfg, c, &o);
     o.epochs = 1; /* File mode downloads the first epoch's share once */
-    s3s__file_mode_opts fo = {.wopts = &o, .root = cfg->data_root, .progress = -1};
+    s3s__file_mode_opts fo = {
+        .wopts = &o, .root = cfg->data_root, .progress = -1, .stop = &c->stop};
     s3s__file_mode_result res = {0};
     s3s__errbuf eb = {{0}};
-    if (s3s__mode_file_materialize(&fo, &res, &eb) != 0)
+    file_watch fw = {.cfg = cfg, .c = c};
+    pthread_t wt;
+    int watching = pthread_create(&wt, NULL, file_watch_main, &fw) == 0;
+    int rc = s3s__mode_file_materialize(&fo, &res, &eb);
+    fw.done = 1;
+    if (watching)
+        pthread_join(wt, NULL);
+    if (rc == S3S_EINTERRUPTED) {
+        fprintf(stderr,
+                "s3shard run: channel %s (File): %s during the download: %s; the command was "
+                "not started\n",
+                c->ch->name, fw.why > 0 ? strsignal(fw.why) : "a Spot interruption notice", eb.msg);
+        return 128 + (fw.why > 0 ? fw.why : SIGTERM);
+    }
+    if (rc != 0)
         return s3s__cli_fail(CMD, "channel %s (File): %s", c->ch->name, eb.msg);
     fprintf(stderr,
             "s3shard run: channel %s (File): %" PRIu64 " files, %" PRIu64
@@ -229,6 +271,19 @@ void s3s__run_channels_stop(s3s__run_channels *rc)
     free(rc);
 }
 
+/* stopped_after: 0, or 128 + the signal when a stop signal (or a Spot notice,
+ * as a SIGTERM) came while a channel was laid out: the command is not started. */
+static int stopped_after(const s3s__run_cfg *cfg)
+{
+    int sig = stop_pending(cfg);
+    if (sig == 0 && cfg->notice != NULL && *cfg->notice != 0)
+        sig = SIGTERM;
+    if (sig == 0)
+        return 0;
+    fprintf(stderr, "s3shard run: signal %d while laying out the channels: stopping\n", sig);
+    return 128 + sig;
+}
+
 static const char *const mode_names[] = {"File", "FastFile", "Pipe"};
 static const char *const dist_names[] = {"FullyReplicated", "ShardedByS3Key", "Dynamic"};
 
@@ -306,6 +361,7 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
                     c->ch->name, mode_names[c->ch->input_mode], dist_names[c->ch->distribution],
                     cfg->coordinator, cfg->topo.rank);
             ret = start_mode(rc, cfg, c);
+            ret = ret == 0 ? stopped_after(cfg) : ret;
             continue;
         }
         if (cfg->coordinator != NULL && c->ch->distribution == S3S_DIST_DYNAMIC) {
@@ -350,12 +406,7 @@ int s3s__run_channels_start(s3s__run_channels **out, const s3s__run_cfg *cfg)
                     c->ch->name, mode_names[c->ch->input_mode], c->list.n, c->list.bytes,
                     cfg->topo.rank, cfg->topo.world_size);
         ret = start_mode(rc, cfg, c);
-        int sig = ret == 0 ? stop_pending(cfg) : 0;
-        if (sig != 0) {
-            fprintf(stderr, "s3shard run: signal %d while laying out the channels: stopping\n",
-                    sig);
-            ret = 128 + sig;
-        }
+        ret = ret == 0 ? stopped_after(cfg) : ret;
     }
     if (ret != 0) {
         s3s__run_channels_stop(rc);

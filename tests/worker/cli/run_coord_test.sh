@@ -9,6 +9,10 @@
 # 3. SIGTERM while a slow reader drains a Pipe: the command gets the signal,
 #    the coordinator sees one drain, no live lease, and exactly the bytes the
 #    FIFO took committed.
+# 4. SIGTERM while a File channel waits for the other rank (ShardedByS3Key,
+#    world 2, rank 1 never comes): run stops within its drain deadline with
+#    128+SIGTERM, without starting the command; the coordinator shows one
+#    drain, no live lease, and exactly the files on disk committed.
 set -uo pipefail
 source "$S3SHARD_SOURCE_DIR/tests/lib/env.sh"
 s3s_env_init
@@ -179,4 +183,67 @@ assert c["bytes_committed"] == streamed, (c["bytes_committed"], streamed)
 print("SIGTERM: the reader took %d bytes, the FIFO %d, the coordinator has %d committed of %d"
       % (read, streamed, c["bytes_committed"], total))
 PY
+
+# ---- 4. SIGTERM while a File download waits for the other rank -----------------------
+kill -TERM "$cpid"; wait "$cpid" 2>/dev/null
+cat >"$tmp/job4.json" <<JSON
+{"InputDataConfig": [
+  {"ChannelName": "files", "InputMode": "File",
+   "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/ds/"}}}],
+ "S3Shard": {"StateDir": "$tmp/rstate4", "Epochs": 1, "LeaseSeconds": 5, "ShardTargetBytes": 0,
+   "Channels": {"files": {"Distribution": "ShardedByS3Key"}}}}
+JSON
+start_coord "$tmp/job4.json" "$tmp/state4" 2
+url=$curl_url
+"$bin" --endpoint "$ep" run --job "$tmp/job4.json" --coordinator "$url" --rank 0 --world-size 2 \
+    --data-root "$tmp/root4" --drain-timeout 10 -- touch "$tmp/cmd4.ran" \
+    >"$tmp/run4.out" 2>"$tmp/run4.err" &
+rp=$!
+S3S_PIDS+=($rp)
+# rank 0 has downloaded its share once the coordinator shows commits and no
+# live lease twice in a row: it now waits for rank 1's share
+python3 - "$bin" "$url" <<'PY' || fail "rank 0 did not finish its share: $(cat "$tmp/run4.err")"
+import json, subprocess, sys, time
+quiet = 0
+for _ in range(600):
+    r = subprocess.run([sys.argv[1], "status", sys.argv[2], "--json"], capture_output=True, text=True)
+    c = json.loads(r.stdout)["channels"][0] if r.returncode == 0 else None
+    quiet = quiet + 1 if c and c["bytes_committed"] > 0 and c["active_leases"] == 0 else 0
+    if quiet >= 3:
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(1)
+PY
+kill -0 "$rp" 2>/dev/null || fail "run did not wait for rank 1: $(cat "$tmp/run4.err")"
+t0=$(date +%s.%N)
+kill -TERM "$rp"
+wait "$rp"
+rc=$?
+secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 2))")
+[ "$rc" = 143 ] || fail "File run after SIGTERM: exit $rc, expected 143"
+python3 -c "import sys; sys.exit(0 if $secs < 10 else 1)" || fail "File run took $secs s to stop"
+[ ! -e "$tmp/cmd4.ran" ] || fail "the command ran after a SIGTERM during the download"
+grep -q "the command was not started" "$tmp/run4.err" || fail "no stop message: $(cat "$tmp/run4.err")"
+"$bin" status "$url" --json >"$tmp/status4.json" || fail "status after the File drain"
+python3 - "$tmp" <<'PY' || fail "File drain state"
+import json, os, sys
+t = sys.argv[1]
+c = json.load(open(os.path.join(t, "status4.json")))["channels"][0]
+src = os.path.join(t, "src")
+total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(src) for f in fs)
+root = os.path.join(t, "root4", "files")
+have = 0
+for dp, _, fs in os.walk(root):
+    for f in fs:
+        p = os.path.join(dp, f)
+        rel = os.path.relpath(p, root)
+        assert ".s3shard-tmp." not in f, ("temp left", rel)
+        assert open(p, "rb").read() == open(os.path.join(src, rel), "rb").read(), rel
+        have += os.path.getsize(p)
+assert c["drains"] == 1 and c["active_leases"] == 0, c
+assert 0 < have < total, (have, total)
+assert c["bytes_committed"] == have, (c["bytes_committed"], have)
+print("File SIGTERM: %d of %d bytes on disk and committed, drained" % (have, total))
+PY
+echo "File SIGTERM: stopped in $secs s"
 echo ok
