@@ -208,18 +208,28 @@ int main(int argc, char **argv)
     s3s__cache_entry_close(e);
     s3s__cache_close(c);
 
-    /* A restart: a new handle checks each block's CRC on first read. */
-    double best_first = 1e9;
-    for (int r = 0; r < runs; r++) {
-        if (s3s__cache_open(&c, cdir, &o, &eb) != 0 || s3s__cache_entry_open(c, &id, &e, &eb))
-            return 1;
-        t0 = now_s();
-        if (read_cached(e, buf) != size)
-            die("short cached read");
-        double dt = now_s() - t0;
-        best_first = dt < best_first ? dt : best_first;
-        s3s__cache_entry_close(e);
-        s3s__cache_close(c);
+    /* A restart: a new handle finds the blocks in this boot's verification
+     * log (no CRC pass). A reboot: the log is gone, and the new handle
+     * checks each block's CRC on first read (the log is removed before each
+     * run to stand for it). */
+    double best_first = 1e9, best_reboot = 1e9;
+    char vdir[4400];
+    snprintf(vdir, sizeof(vdir), "%s/s3shard-cache-v1/verified", cdir);
+    for (int reboot = 0; reboot < 2; reboot++) {
+        for (int r = 0; r < runs; r++) {
+            if (reboot)
+                nftw(vdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+            if (s3s__cache_open(&c, cdir, &o, &eb) != 0 || s3s__cache_entry_open(c, &id, &e, &eb))
+                return 1;
+            t0 = now_s();
+            if (read_cached(e, buf) != size)
+                die("short cached read");
+            double dt = now_s() - t0;
+            double *best = reboot ? &best_reboot : &best_first;
+            *best = dt < *best ? dt : *best;
+            s3s__cache_entry_close(e);
+            s3s__cache_close(c);
+        }
     }
 
     double mb = (double)size / 1e6;
@@ -232,7 +242,9 @@ int main(int argc, char **argv)
     printf("local file, read() 128 KiB:      %8.0f MB/s\n", plain);
     printf("local file, cat > /dev/null:     %8.0f MB/s\n", cat);
     printf("cached re-read (same process):   %8.0f MB/s\n", cached);
-    printf("cached first read after restart: %8.0f MB/s (CRC check of every block)\n", first);
+    printf("cached first read after restart: %8.0f MB/s (blocks in the verification log)\n", first);
+    printf("cached first read after reboot:  %8.0f MB/s (CRC check of every block)\n",
+           mb / best_reboot);
     printf("ratio cached re-read / faster local read: %.2f (goal >= 0.80)\n", cached / peer);
     printf("ratio first read after restart / faster local read: %.2f\n", first / peer);
 

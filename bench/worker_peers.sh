@@ -14,7 +14,9 @@
 #                         [--s3fs-single]
 #
 # Ours: bench/worker_bench (s3s_worker_next + s3s_reader_read, 16 connections,
-# one loader thread) and `s3shard run` with a FastFile channel (a fresh mount per
+# one loader thread; for small objects also 64 connections, against rclone
+# with 16 and with 64 transfers: s3rver, the ceiling here, spends less CPU per
+# GET when more requests arrive together, and either side may use that) and `s3shard run` with a FastFile channel (a fresh mount per
 # run: no page cache) whose command times `cat` of the files. Peers: s3fs (a fresh
 # mount per run; the listing, which s3fs answers with a HEAD per file, is done
 # before the timing starts; small files are read by 16 `cat`s at once, its faster
@@ -78,7 +80,7 @@ bench_rclone "$DIRECT_URL" cat "b:bench/$LARGE_KEY" >"$S3S_TMP/local/large" || e
 # ---- the tools; each prints nothing, fails on error --------------------------
 ours_read() { # ours_read URL PREFIX [--cache DIR]
   local out
-  out=$("$WB" read "$@" --connections 16) || return 1
+  out=$("$WB" read "$@" --connections "${CONN:-16}") || return 1
   echo "$out" >>"$S3S_TMP/ours.log"
   # the right amount of bytes, or the time means nothing
   case $3 in
@@ -141,10 +143,11 @@ s3fs_read() {
 }
 s3shard_cat() { "$S3SHARD_BIN" --endpoint "$1" --path-style cat "s3://bench/$LARGE_KEY"; }
 rclone_cat() { bench_rclone "$1" cat "b:bench/$LARGE_KEY"; }
-rclone_copy() {
+rclone_copy() { # rclone_copy URL [TRANSFERS]
   rm -rf "$S3S_TMP/rc" && mkdir -p "$S3S_TMP/rc"
-  bench_rclone "$1" copy --transfers 16 b:bench/small/ "$S3S_TMP/rc"
+  bench_rclone "$1" copy --transfers "${2:-16}" b:bench/small/ "$S3S_TMP/rc"
 }
+ours_read64() { CONN=64 ours_read "$@"; }
 # curl configs: every small object at once (32 in flight); the large one in 8 ranges.
 curl_cfg() { # curl_cfg URL FILE small|ranges
   local d i part
@@ -182,7 +185,7 @@ measure() {
   shift 3
   for ((r = 0; r < RUNS; r++)); do
     case $1 in
-      ours_read | ff_read | s3fs_read) s=$("$@") || { echo "$label failed" >&2; s=nan; } ;;
+      ours_read | ours_read64 | ff_read | s3fs_read) s=$("$@") || { echo "$label failed" >&2; s=nan; } ;;
       *) s=$(bench_time "$@") || { echo "$label failed" >&2; s=nan; } ;;
     esac
     v+=("$s")
@@ -229,10 +232,12 @@ for scen in $ONLY; do
       BYTES_NOW=$SMALL_BYTES
       echo "# $s: load $(load)"
       measure "$s" "s3shard reader" objs ours_read "$url" bench small/
+      measure "$s" "s3shard reader, 64 connections" objs ours_read64 "$url" bench small/
       [ $FASTFILE = 1 ] && measure "$s" "s3shard FastFile cat" objs ff_read "$url" small --no-cache
       [ $S3FS_SINGLE = 1 ] && measure "$s" "s3fs cat, 1 reader" objs s3fs_read "$url" small 1
       measure "$s" "s3fs cat, 16 readers" objs s3fs_read "$url" small 16
       measure "$s" "rclone copy --transfers 16" objs rclone_copy "$url"
+      measure "$s" "rclone copy --transfers 64" objs rclone_copy "$url" 64
       measure "$s" "ceiling: curl -Z 32" objs curl_small32 "$url"
       ;;
     d)
@@ -258,7 +263,7 @@ done
 echo "# end $(date -u '+%T') UTC; load $(load)"
 echo "ratios (rate / the faster peer's rate; ceilings are not peers):"
 P_LARGE=("s3fs cat" "rclone cat")
-P_SMALL=("s3fs cat, 1 reader" "s3fs cat, 16 readers" "rclone copy --transfers 16")
+P_SMALL=("s3fs cat, 1 reader" "s3fs cat, 16 readers" "rclone copy --transfers 16" "rclone copy --transfers 64")
 # (a peer not measured is skipped)
 for s in "a large loopback:1.5" "c large proxy:3"; do
   ratio "${s%%:*}" "s3shard reader" "${s##*:}" "${P_LARGE[@]}"
@@ -267,6 +272,7 @@ for s in "a large loopback:1.5" "c large proxy:3"; do
 done
 for s in "b small loopback:3" "c small proxy:5"; do
   ratio "${s%%:*}" "s3shard reader" "${s##*:}" "${P_SMALL[@]}"
+  ratio "${s%%:*}" "s3shard reader, 64 connections" "${s##*:}" "${P_SMALL[@]}"
   ratio "${s%%:*}" "s3shard FastFile cat" "${s##*:}" "${P_SMALL[@]}"
   ratio "${s%%:*}" "s3shard reader" "-" "ceiling: curl -Z 32" | sed 's/the faster peer/the ceiling/'
 done

@@ -36,7 +36,7 @@
 
 #define VSET_MAX (1u << 20) /* past this many verified blocks, forget them all */
 #define VLOG_REC 32
-#define VLOG_READ (64u * 1024)
+#define VLOG_READ (16u * 1024) /* on the stack of a fetch thread */
 #define BOOT_ID_LEN 36
 
 uint64_t s3s__cache_vtag(const s3s__cache_entry *e, uint32_t idx)
