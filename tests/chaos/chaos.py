@@ -51,7 +51,7 @@ import urllib.request
 
 EPOCHS = 3
 WORLD = 4
-STALE_MIRROR_MS = 4000  # --stale-mirror-seeds: the mirror interval of those runs
+STALE_MIRROR_MS = 8000  # --stale-mirror-seeds: the mirror interval of those runs
 NODES = {"A": (0, 1), "B": (2, 3)}
 CHANNELS = ("a", "b")
 
@@ -460,8 +460,13 @@ class Run:
                 break
             time.sleep(0.2)
         if self.stale:
-            # everything at once, the coordinator first: no upload after the
-            # last sample (st), which is what was committed at the loss at least
+            # right after a mirror upload (the proxy sees the journal's PUT),
+            # a moment of progress, a sample (st), then everything at once, the
+            # coordinator first: the next upload is a whole interval away, so
+            # the sample holds progress the mirror lacks
+            self.wait_mirror_upload()
+            time.sleep(0.5)
+            st = self.status() or st
             t_loss = time.time()
             self.coord.kill()
             for k in self.live():
@@ -516,6 +521,17 @@ class Run:
             self.start_coord(with_job=False)
         for k in sorted(self.ranks):
             self.start_rank(*k)
+
+    def journal_puts(self):
+        keys = json.loads(self.E.proxy("stats")).get("keys", {})
+        pre = "/" + self.uri[len("s3://"):] + "/journal"
+        return sum(v.get("PUT", 0) for k, v in keys.items() if k.split("?")[0] == pre)
+
+    def wait_mirror_upload(self):
+        n = self.journal_puts()
+        end = time.time() + 3 * self.mirror_ms / 1000.0
+        while time.time() < end and self.journal_puts() == n:
+            time.sleep(0.05)
 
     def stale_check(self, before, t_loss):
         """A stale mirror: the resumed coordinator (from --state-uri alone) is

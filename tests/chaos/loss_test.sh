@@ -10,7 +10,8 @@
 # read (the fault proxy's per-key byte counts: nothing consumed is downloaded
 # again).
 # Seed 8 loses the cluster while the mirror is behind (--mirror-interval-ms
-# 4000, everything SIGKILLed at once, the coordinator first): progress
+# 8000; half a second after an upload everything is SIGKILLed at once, the
+# coordinator first): progress
 # committed after the mirror's last upload is lost and read again (at most two
 # mirror intervals of progress), nothing the mirror had committed is read or
 # downloaded again, and coverage stays exact.
