@@ -270,12 +270,20 @@ static int do_heartbeat(s3s__coord *c, s3s__coord_peer *p, const s3s__msg *m, s3
                         uint64_t *revoked)
 {
     s3s__msg_init(rm, S3S_MSG_HEARTBEAT_ACK, 0, m->seq);
+    uint32_t known = p->chan_mask;
     for (uint32_t i = 0; i < c->nchan; i++) {
-        if (!(p->chan_mask & (1u << i)))
+        /* A worker that said hello to an earlier incarnation (a restart
+         * replayed it from the journal) has no peer record here yet: its
+         * channels are those whose scheduler knows it live. Without this its
+         * heartbeats renewed nothing, and a rank reading slowly lost its
+         * leases one TTL after every coordinator restart. */
+        if (!(known & (1u << i)) && (known != 0 || c->chans[i].sched == NULL))
             continue;
         s3s__sched_reply r;
-        if (s3s__sched_heartbeat(c->chans[i].sched, m->sender, c->now_ms, &r) == 0 &&
-            rm->cmd == S3S_CMD_NONE)
+        if (s3s__sched_heartbeat(c->chans[i].sched, m->sender, c->now_ms, &r) != 0)
+            continue;
+        p->chan_mask |= 1u << i;
+        if (rm->cmd == S3S_CMD_NONE)
             set_cmd(rm, &c->chans[i], &r);
     }
     uint32_t nrev = 0;

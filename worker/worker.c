@@ -335,6 +335,13 @@ static int pull_one(s3s_worker *w, int wait)
         s3s__err_set(&eb, rc, "item %s: %s", d.key, s3s_strerror(rc));
         s3s__item_desc_fini(&d);
     }
+    if (rc != S3S_EEOF && !wait && w->src->valid != NULL) {
+        /* A lookahead's request to the coordinator failed (a restart in
+         * progress, a timeout): nobody waits for this item yet, and the next
+         * s3s_worker_next asks again and reports what it gets then. */
+        S3S_LOGD("worker: lookahead: %s", eb.msg);
+        return rc;
+    }
     w->src_eof = 1;
     if (rc != S3S_EEOF) {
         w->src_err = rc;

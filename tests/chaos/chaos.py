@@ -15,7 +15,9 @@ channel (real processes, real signals), and a seeded random schedule of
   kill_coord   SIGKILL of the coordinator, restarted from its journal
   s3_fault     503 SlowDown / 500 / resets / short bodies through the proxy
   cluster_loss (--cluster-loss) every process killed and the state dir
-               deleted: a new coordinator resumes from --state-uri alone
+               deleted: a new coordinator resumes from --state-uri alone;
+               with --stale-mirror-seeds, those seeds lose the cluster while
+               the mirror is behind (progress committed after its last upload)
 
 After each run the verifier checks, per channel and epoch, from the saved
 coverage ledgers and the ranks' own lines (epoch TAB key TAB start TAB end TAB
@@ -49,6 +51,7 @@ import urllib.request
 
 EPOCHS = 3
 WORLD = 4
+STALE_MIRROR_MS = 8000  # --stale-mirror-seeds: the mirror interval of those runs
 NODES = {"A": (0, 1), "B": (2, 3)}
 CHANNELS = ("a", "b")
 
@@ -213,6 +216,10 @@ class Run:
         self.start_size = {}
         self.cuts = {}  # (rank, channel) -> line counts where the node's cache was wiped
         self.channels = CHANNELS if mode != "ddp" else ("a",)
+        # a stale mirror: the loss strikes between two uploads of the journal
+        self.stale = mode == "loss" and seed in env.args.stale_seeds
+        self.mirror_ms = STALE_MIRROR_MS if self.stale else 200
+        self.samples = []  # (time, {channel: (epoch, bytes committed)}) before the loss
 
     # ---- processes ----------------------------------------------------------
     def job(self):
@@ -235,7 +242,7 @@ class Run:
     def start_coord(self, with_job=True):
         args = [self.E.coordbin, "--listen", self.url, "--state", self.state, "--world-size",
                 str(WORLD), "--endpoint", self.E.ep, "--state-uri", self.uri,
-                "--mirror-interval-ms", "200"]
+                "--mirror-interval-ms", str(self.mirror_ms)]
         if with_job:
             args[1:1] = ["--job", self.jobpath]
         err = open(os.path.join(self.dir, "coord.err"), "a")
@@ -445,28 +452,56 @@ class Run:
         for _ in range(600):
             st = self.status()
             c = st and [x for x in st["channels"] if x["name"] == "a"][0]
+            if st:
+                self.samples.append((time.time(), {x["name"]: (x["epoch"], x["bytes_committed"])
+                                                   for x in st["channels"]}))
             if c and (c["epoch"] >= 2 or c["finished"] or
                       (c["epoch"] == 1 and c["bytes_committed"] * 4 >= c["bytes_total"])):
                 break
             time.sleep(0.2)
-        for k in self.live():
-            self.ranks[k].kill()
-        for k in list(self.ranks):
-            self.ranks[k].wait()
-        # the killed ranks' uncommitted pieces are in what is left to download
-        # (below): after the resume nothing may be downloaded twice
-        w = self.window(set(self.ranks))
-        self.line_budget += w
-        time.sleep(1.0)  # > 2 mirror intervals: the journal's last state is uploaded
-        st = self.status()
-        self.coord.kill()
-        self.coord.wait()
+        if self.stale:
+            # right after a mirror upload (the proxy sees the journal's PUT),
+            # a moment of progress, a sample (st), then everything at once, the
+            # coordinator first: the next upload is a whole interval away, so
+            # the sample holds progress the mirror lacks
+            self.wait_mirror_upload()
+            time.sleep(0.5)
+            st = self.status() or st
+            t_loss = time.time()
+            self.coord.kill()
+            for k in self.live():
+                self.ranks[k].kill()
+            self.coord.wait()
+            for k in list(self.ranks):
+                self.ranks[k].wait()
+            # lines printed and not committed: the leases' windows then, and
+            # one piece per process committed after the sample
+            self.line_budget += self.window(set(self.ranks), st) + len(self.ranks) * self.cb
+        else:
+            for k in self.live():
+                self.ranks[k].kill()
+            for k in list(self.ranks):
+                self.ranks[k].wait()
+            # the killed ranks' uncommitted pieces are in what is left to
+            # download (below): after the resume nothing may be downloaded twice
+            w = self.window(set(self.ranks))
+            self.line_budget += w
+            time.sleep(1.0)  # > 2 mirror intervals: the journal's last state is uploaded
+            st = self.status()
+            self.coord.kill()
+            self.coord.wait()
         self.save_ledgers()
         shutil.rmtree(self.state)
         for n in NODES:
             shutil.rmtree(self.cache_dir(NODES[n][0]), ignore_errors=True)
             self.new_cache_generation(n)
         self.count("cluster_loss")
+        if self.stale:
+            # what the mirror had: the new coordinator's state before any rank
+            # comes; the lost progress is what was committed after its upload
+            self.start_coord(with_job=False)
+            st = self.stale_check(st, t_loss)
+            self.line_budget += sum(self.stale_lag.values())  # read again, as promised
         # what is left to download: the current epoch's uncommitted bytes + later epochs
         self.E.proxy("reset", b"")
         self.loss_left = 0
@@ -482,9 +517,64 @@ class Run:
         if not any(0 < c["bytes_committed"] < c["bytes_total"] for c in st["channels"]):
             self.violation("the cluster loss did not strike mid-epoch (%s): the test proves "
                            "nothing; raise or lower --loss-after" % self.loss_at)
-        self.start_coord(with_job=False)
+        if not self.stale:
+            self.start_coord(with_job=False)
         for k in sorted(self.ranks):
             self.start_rank(*k)
+
+    def journal_puts(self):
+        keys = json.loads(self.E.proxy("stats")).get("keys", {})
+        pre = "/" + self.uri[len("s3://"):] + "/journal"
+        return sum(v.get("PUT", 0) for k, v in keys.items() if k.split("?")[0] == pre)
+
+    def wait_mirror_upload(self):
+        n = self.journal_puts()
+        end = time.time() + 3 * self.mirror_ms / 1000.0
+        while time.time() < end and self.journal_puts() == n:
+            time.sleep(0.05)
+
+    def stale_check(self, before, t_loss):
+        """A stale mirror: the resumed coordinator (from --state-uri alone) is
+        at the mirror's positions, behind what was committed at the loss by at
+        most the progress of one mirror interval (two, for the upload's own
+        time on a loaded machine). Returns its status; keeps the mirror's
+        committed ranges of the epoch of the loss (no line after the loss may
+        touch them)."""
+        st = self.status(ledger=True)
+        if st is None:
+            self.violation("stale mirror: no status from the resumed coordinator")
+            raise RuntimeError("status")
+        self.stale_lag = {}
+        self.mirror_rows = {}
+        for b in before["channels"]:
+            a = [x for x in st["channels"] if x["name"] == b["name"]][0]
+            if a["epoch"] != b["epoch"]:
+                self.violation("stale mirror: channel %s resumed in epoch %d, lost in epoch %d "
+                               "(the mirror uploads at every epoch boundary)" %
+                               (b["name"], a["epoch"], b["epoch"]))
+                continue
+            # before: the last sample; an upload after it (and before the
+            # kill) may hold more than it: then nothing is proved for the channel
+            lag = max(0, b["bytes_committed"] - a["bytes_committed"])
+            self.stale_lag[b["name"]] = lag
+            # the bound: the progress of the last two mirror intervals
+            t0 = t_loss - 2 * self.mirror_ms / 1000.0
+            base = 0
+            for t, m in self.samples:
+                if t <= t0 and b["name"] in m and m[b["name"]][0] == b["epoch"]:
+                    base = m[b["name"]][1]
+            if lag > b["bytes_committed"] - base:
+                self.violation("stale mirror: channel %s lost %d committed bytes, more than the "
+                               "%d committed in the last %d ms" % (
+                                   b["name"], lag, b["bytes_committed"] - base,
+                                   2 * self.mirror_ms))
+            self.mirror_rows[b["name"]] = [(r["key"], r["start"], r["end"])
+                                           for r in a.get("ledger", [])
+                                           if r["epoch"] == b["epoch"] and r.get("key")]
+        if sum(self.stale_lag.values()) <= 0:
+            self.violation("stale mirror: nothing was committed after the mirror's last upload "
+                           "(%s): the test proves nothing" % self.stale_lag)
+        return st
 
     # ---- the run ------------------------------------------------------------
     def violation(self, text):
@@ -674,6 +764,17 @@ class Run:
                 if after != total - committed:
                     self.violation("after the loss, channel %s epoch %d: %d bytes read, but %d "
                                    "were not committed" % (name, ep_, after, total - committed))
+                rows = getattr(self, "mirror_rows", {}).get(name, [])
+                mine = {}
+                for k, a_, b_ in rows:
+                    mine.setdefault(k, []).append((a_, b_))
+                for (r, c, ep, key, a_, b_, h, gen) in lines:
+                    if c == name and ep == ep_ and gen[1] >= self.loss_gen[gen[0]] and any(
+                            a_ < mb and ma < b_ for ma, mb in mine.get(key, [])):
+                        self.violation("after the loss, channel %s epoch %d: %s [%d,%d) read "
+                                       "again, but the mirror had it committed" %
+                                       (name, ep_, key, a_, b_))
+                        break
             if E.has_cache:  # new, empty caches: each object once per node that read it
                 expect = self.cache_expect(
                     [l for l in lines if l[7][1] >= self.loss_gen[l[7][0]]])
@@ -760,6 +861,7 @@ class Run:
                 "coord_refetched": getattr(self, "coord_refetched", None),
                 "ddp_samples": getattr(self, "ddp_counts", None),
                 "loss_at": getattr(self, "loss_at", None),
+                "stale_lag": getattr(self, "stale_lag", None),
                 "violations": len(self.violations)}
 
 
@@ -798,10 +900,14 @@ def main():
     ap.add_argument("--run-timeout", type=int, default=300)
     ap.add_argument("--ddp", choices=["drop", "pad"], help="the equal-steps test instead")
     ap.add_argument("--cluster-loss", action="store_true", help="the whole-cluster loss test")
+    ap.add_argument("--stale-mirror-seeds", default="",
+                    help="--cluster-loss: comma-separated seeds whose loss strikes while the "
+                    "mirror is behind (--mirror-interval-ms %d instead of 200)" % STALE_MIRROR_MS)
     ap.add_argument("--loss-after", type=float, default=6.0,
                     help="--cluster-loss: seconds into the job")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
+    a.stale_seeds = {int(x) for x in a.stale_mirror_seeds.split(",") if x}
     if not a.s3rver:
         raise SystemExit("chaos: --s3rver (or $S3SHARD_S3RVER_JS) is required")
     mode = "ddp" if a.ddp else "loss" if a.cluster_loss else "chaos"

@@ -189,6 +189,70 @@ static void test_resend_is_not_applied_twice(void **state)
     s3s__coord_close(c);
 }
 
+/* Encodes m, hands it to the coordinator at time now (ms), commits, decodes. */
+static void call_at(s3s__coord *c, s3s__msg *m, uint64_t now, s3s__msg *reply)
+{
+    s3s__proto_cfg cfg = {.max_msg = 0};
+    s3s__buf req, raw;
+    s3s__buf_init(&req, 1 << 24);
+    s3s__buf_init(&raw, 1 << 24);
+    assert_int_equal(s3s__msg_encode(&req, m, &cfg, NULL), 0);
+    s3s__coord_handle(c, req.data, req.len, now, &raw);
+    assert_int_equal(s3s__coord_commit(c, NULL), 0);
+    assert_int_equal(s3s__msg_decode(reply, raw.data, raw.len, &cfg, NULL), 0);
+    s3s__buf_fini(&req);
+    s3s__buf_fini(&raw);
+}
+
+/* A worker that said hello before a restart keeps talking to the restarted
+ * coordinator without a new hello (the journal replayed it): its heartbeats
+ * must renew the leases it takes from the new incarnation. Before the fix
+ * they renewed nothing, so a lease of a rank that only sent heartbeats
+ * expired one TTL after its grant. */
+static void test_heartbeat_after_restart_renews(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, NULL);
+    hello(c, 7, 1, 0, NULL);
+    s3s__coord_close(c);
+    c = open_coord(f, NULL); /* the restart: worker 7 replayed, no peer record */
+    uint64_t t = s3s__now_ms(), ttl = 30000; /* the fixture's LeaseSeconds */
+    s3s__msg m, r;
+    s3s__msg_init(&m, S3S_MSG_LEASE, 7, 2);
+    snprintf(m.u.lease.channel, sizeof(m.u.lease.channel), "train");
+    m.u.lease.max_shards = 1;
+    call_at(c, &m, t, &r);
+    assert_int_equal(r.type, S3S_MSG_GRANT);
+    assert_int_equal(r.u.grant.n, 1);
+    s3s__msg_prog it = {r.u.grant.grants[0].shard, r.u.grant.grants[0].token, 0, false};
+    it.offset = r.u.grant.grants[0].start;
+    s3s__msg_fini(&r);
+    /* heartbeats only, every half TTL, for two TTLs */
+    uint64_t seq = 3;
+    for (uint64_t at = t + ttl / 2; at <= t + 2 * ttl; at += ttl / 2) {
+        s3s__msg h;
+        s3s__msg_init(&h, S3S_MSG_HEARTBEAT, 7, seq++);
+        h.u.heartbeat.n = 1;
+        h.u.heartbeat.tokens = &it.token;
+        call_at(c, &h, at, &r);
+        assert_int_equal(r.type, S3S_MSG_HEARTBEAT_ACK);
+        assert_int_equal(r.u.heartbeat_ack.n_revoked, 0);
+        s3s__msg_fini(&r);
+    }
+    s3s__msg p;
+    s3s__msg_init(&p, S3S_MSG_PROGRESS, 7, seq++);
+    p.u.progress.n = 1;
+    p.u.progress.items = &it;
+    call_at(c, &p, t + 2 * ttl + 1000, &r);
+    assert_int_equal(r.type, S3S_MSG_PROGRESS_ACK);
+    assert_int_equal(r.u.ack.items[0].result, 0); /* still ours */
+    s3s__msg_fini(&r);
+    s3s_coord_status st;
+    s3s__coord_status_get(c, &st);
+    assert_int_equal(st.active_leases, 1);
+    s3s__coord_close(c);
+}
+
 /* Hands m to the coordinator WITHOUT committing (what a reply sent at once
  * looks like to a worker), returns what s3s__coord_handle said about waiting. */
 static int call_nocommit(s3s__coord *c, s3s__msg *m, s3s__msg *reply)
@@ -443,6 +507,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resend_is_not_applied_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_after_restart_renews, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grant_before_flush_token_never_reissued, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_token_reservation_survives_compaction, setup,

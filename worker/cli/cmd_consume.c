@@ -6,7 +6,14 @@
  * its line is printed (and flushed) before the commit is sent, so a rank
  * killed between the two leaves a line whose bytes someone reads again:
  * duplicates are bounded by the piece in flight. SIGTERM/SIGINT drain: the
- * exact position reached is committed, leases are released, exit 0. */
+ * exact position reached is committed, leases are released, exit 0.
+ *
+ * A revoked lease is not an error (the coordinator restarted, or the lease
+ * expired while the rank was slow): whichever call notices it (a read that
+ * fails, a commit, the close), the item is dropped at its last commit (the
+ * coordinator grants the rest again, maybe to us) and the rank leases again.
+ * A read that fails under a live lease is retried from the last commit (the
+ * item goes back to its lease) up to READ_RETRIES times in a row. */
 #include "common/crypto/hex.h"
 #include "common/crypto/sha256.h"
 #include "s3shard/error.h"
@@ -29,12 +36,14 @@ static void on_term(int sig)
 }
 
 #define CHUNK (256 * 1024)
+#define READ_RETRIES 3 /* failed reads in a row under live leases before giving up */
 
 typedef struct consume {
     s3s_worker *w;
     uint64_t commit_bytes;
     unsigned step_ms;
-    uint64_t bytes, pieces, revoked;
+    uint64_t bytes, pieces, revoked, retried;
+    unsigned failed_reads; /* in a row, under live leases */
     uint8_t *buf;
 } consume;
 
@@ -72,9 +81,32 @@ static int read_item(consume *k, s3s_item *it)
         char hex[65];
         s3s__sha256_final(&sha, d);
         if (rc != 0) {
-            fprintf(stderr, "s3shard consume: %s\n", s3s_reader_errmsg(r));
-            return 1;
+            /* The bytes of this piece are neither printed nor committed. A
+             * commit at the last position sends nothing: it only says whether
+             * the lease is still ours. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", s3s_reader_errmsg(r));
+            int dead = s3s_item_commit(it, pos) == S3S_ESTALE;
+            if (!dead && ++k->failed_reads > READ_RETRIES) {
+                fprintf(stderr, "s3shard consume: %s\n", msg);
+                return 1;
+            }
+            if (!dead) { /* a moment for S3, and for the heartbeat to tell a revocation */
+                sleep_ms(500u << (k->failed_reads - 1));
+                dead = s3s_item_commit(it, pos) == S3S_ESTALE;
+            }
+            if (dead) {
+                fprintf(stderr, "s3shard consume: %s: the lease was revoked: dropped at %llu\n",
+                        msg, (unsigned long long)pos);
+                k->revoked++;
+                return 0;
+            }
+            fprintf(stderr, "s3shard consume: %s: reading it again from %llu\n", msg,
+                    (unsigned long long)pos);
+            k->retried++;
+            return 0; /* closed unfinished: back to its lease, handed out again */
         }
+        k->failed_reads = 0;
         if (got == 0)
             break;
         s3s__hex_encode(d, 32, hex);
@@ -86,7 +118,7 @@ static int read_item(consume *k, s3s_item *it)
         k->bytes += got;
         pos += got;
         rc = s3s_item_commit(it, pos);
-        if (rc == S3S_ESTALE) {
+        if (rc == S3S_ESTALE) { /* printed, not committed: read again by someone */
             fprintf(stderr, "s3shard consume: %s\n", s3s_reader_errmsg(r));
             k->revoked++;
             return 0;
@@ -196,11 +228,12 @@ int s3s__cmd_consume(s3s__cli *g, int argc, char **argv)
     s3s_worker_stats_get(k.w, &st);
     fprintf(stderr,
             "consume: rank %u, %llu pieces, %llu bytes in %.2f s, %.2f MB/s; %llu GETs, %llu "
-            "bytes from S3, %llu bytes from the cache%s%s\n",
+            "bytes from S3, %llu bytes from the cache%s%s%s\n",
             s3s_worker_rank(k.w), (unsigned long long)k.pieces, (unsigned long long)k.bytes, secs,
             secs > 0 ? (double)k.bytes / 1e6 / secs : 0.0, (unsigned long long)st.gets,
             (unsigned long long)st.get_bytes, (unsigned long long)st.cache_hit_bytes,
-            k.revoked ? "; leases revoked" : "", g_drain ? " (drained)" : "");
+            k.revoked ? "; leases revoked" : "", k.retried ? "; reads retried" : "",
+            g_drain ? " (drained)" : "");
     s3s_worker_destroy(k.w);
     free(k.buf);
     return ret;
