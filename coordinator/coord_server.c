@@ -69,7 +69,7 @@ struct s3s_coord {
     bool running;
     pthread_mutex_t mu; /* parked, stopping, cstop */
     pthread_cond_t cv; /* the ticker sleeps on it */
-    pthread_cond_t jcv; /* the journal thread sleeps on it */
+    pthread_cond_t jcv; /* the journal threads sleep on it */
     bool stopping; /* requests received from now on are dropped (peers resend) */
     bool fatal; /* under core_mu: a commit failed, nothing more is acknowledged */
     char err[1024];
