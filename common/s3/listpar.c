@@ -703,12 +703,17 @@ int s3s__list_parallel_ex(s3s_s3 *s3, const char *bucket, const char *prefix, un
 int s3s_s3_list_parallel(s3s_s3 *s3, const char *bucket, const char *prefix, unsigned parallelism,
                          s3s_s3_list_cb cb, void *ud)
 {
-    /* S3SHARD_LIST_STRATEGY=seq|par forces a strategy (benches, diagnosis). */
+    /* S3SHARD_LIST_STRATEGY=seq|par|par:N forces a strategy (benches,
+     * diagnosis); par:N also caps the requests in flight at N. */
     const char *e = getenv("S3SHARD_LIST_STRATEGY");
     int strategy = S3S__LIST_ADAPTIVE;
     if (e != NULL && strcmp(e, "seq") == 0)
         strategy = S3S__LIST_SEQ;
-    else if (e != NULL && strcmp(e, "par") == 0)
+    else if (e != NULL && strncmp(e, "par", 3) == 0 && (e[3] == '\0' || e[3] == ':')) {
         strategy = S3S__LIST_PAR;
+        unsigned long n = e[3] == ':' ? strtoul(e + 4, NULL, 10) : 0;
+        if (n > 0 && n <= 1024 && (parallelism == 0 || n < parallelism))
+            parallelism = (unsigned)n;
+    }
     return s3s__list_parallel_ex(s3, bucket, prefix, parallelism, 0, strategy, NULL, cb, ud);
 }
