@@ -59,9 +59,13 @@ typedef struct node {
  * closed first. S3SHARD_FASTFILE_MAX_IDLE overrides it (tests). */
 #define MAX_IDLE 64
 
-/* The kernel read-ahead window set on the mount when root (set_readahead);
- * S3SHARD_FASTFILE_READAHEAD_KB overrides it, 0 leaves the kernel's. */
-#define FF_READAHEAD_KB 1024
+/* The kernel read-ahead window set on the mount when root (set_readahead):
+ * 0 leaves the kernel's (READs of 256 KiB for `cat` on Linux 6.18).
+ * S3SHARD_FASTFILE_READAHEAD_KB sets one (1024: READs of 1 MiB). Off by
+ * default: on 2026-11-26, 1 MiB READs made the uncached 1 GiB `cat` 2-3x
+ * slower on loopback (3 of 3 interleaved pairs) and the cached one no
+ * faster (docs/benchmarks.md). */
+#define FF_READAHEAD_KB 0
 
 struct s3s__fastfile {
     char *mountpoint;
@@ -86,7 +90,7 @@ struct s3s__fastfile {
     uint32_t idle_head, idle_tail, nidle; /* idle readers, most recently used first */
     uint32_t max_idle;
     /* counters, logged at unmount (-v) */
-    atomic_uint_fast64_t n_read, n_read_bytes, n_read_max, n_open, n_getattr;
+    atomic_uint_fast64_t n_read, n_read_bytes, n_read_max, n_open, n_getattr, n_spliced;
 };
 
 /* ---- the tree ------------------------------------------------------------------- */
@@ -315,13 +319,14 @@ static void fill_stat(const s3s__fastfile *ff, uint32_t id, struct stat *st)
 
 static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
     /* The tree and the bytes are immutable while mounted. */
     cfg->kernel_cache = 1;
     cfg->entry_timeout = 3600;
     cfg->attr_timeout = 3600;
     cfg->negative_timeout = 3600;
     cfg->use_ino = 1;
+    /* zero copy from the cache's files (ff_read_buf) */
+    conn->want |= conn->capable & FUSE_CAP_SPLICE_WRITE;
     return fuse_get_context()->private_data;
 }
 
@@ -517,17 +522,84 @@ static void count_read(s3s__fastfile *ff, size_t asked, size_t got)
         ;
 }
 
-static int ff_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+/* Zero copy: a read of bytes the disk cache holds is answered with the
+ * cache block's file and offset (fuse_reply_data with FUSE_BUF_IS_FD), and
+ * libfuse splices them from the block file's page cache through a pipe into
+ * /dev/fuse (FUSE_CAP_SPLICE_WRITE): the one copy left is the kernel's into
+ * the mount's page cache, where a pread into our buffer and a write from it
+ * were two. The block was checked by the cache when the reader took it (its
+ * trailer, and its CRC once per reader) and a block file never changes, so
+ * the spliced bytes are the checked ones. libfuse sends the reply after
+ * read_buf returns, so the descriptors (dups: the reader may drop its block
+ * meanwhile) are closed by the same loop thread at its next read, or when it
+ * exits (spliced). Where splicing is not possible (an old kernel, or the
+ * reply larger than a pipe may grow for a user without CAP_SYS_RESOURCE),
+ * libfuse copies from the fd itself. */
+#define MAXSEG 8
+
+typedef struct spliced {
+    int n;
+    int fd[MAXSEG];
+} spliced;
+
+static pthread_key_t spliced_key;
+static pthread_once_t spliced_once = PTHREAD_ONCE_INIT;
+
+static void spliced_close(spliced *sp)
+{
+    for (int i = 0; i < sp->n; i++)
+        close(sp->fd[i]);
+    sp->n = 0;
+}
+
+static void spliced_free(void *v)
+{
+    spliced_close(v);
+    free(v);
+}
+
+static void spliced_init(void)
+{
+    pthread_key_create(&spliced_key, spliced_free);
+}
+
+/* spliced_mine returns this thread's list, its previous reply's descriptors
+ * closed (NULL: out of memory: no zero copy). */
+static spliced *spliced_mine(void)
+{
+    pthread_once(&spliced_once, spliced_init);
+    spliced *sp = pthread_getspecific(spliced_key);
+    if (sp == NULL) {
+        if ((sp = calloc(1, sizeof(*sp))) == NULL || pthread_setspecific(spliced_key, sp) != 0) {
+            free(sp);
+            return NULL;
+        }
+    }
+    spliced_close(sp);
+    return sp;
+}
+
+static int ff_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                       struct fuse_file_info *fi)
 {
     (void)fi;
     s3s__fastfile *ff = self();
+    spliced *sp = ff->io->pread_fd != NULL ? spliced_mine() : NULL;
     if (off < 0)
         return -EINVAL;
     int64_t id = lookup(ff, path);
     if (id < 0 || ff->nodes[id].dir)
         return id < 0 ? -ENOENT : -EISDIR;
     const node *n = &ff->nodes[id];
-    if ((uint64_t)off >= n->size || size == 0)
+    size_t want = (uint64_t)off >= n->size ? 0
+        : n->size - (uint64_t)off < size   ? (size_t)(n->size - (uint64_t)off)
+                                           : size;
+    struct fuse_bufvec *bv = calloc(1, sizeof(*bv) + MAXSEG * sizeof(struct fuse_buf));
+    if (bv == NULL)
+        return -ENOMEM;
+    bv->count = 1; /* an empty mem buffer: the end of the file */
+    *bufp = bv;
+    if (want == 0)
         return 0;
     void *h = NULL;
     s3s__errbuf eb = {{0}};
@@ -536,15 +608,47 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off, struct f
         S3S_LOGE("fastfile: open %s: %s", path, eb.msg);
         return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    size_t got = 0;
-    rc = s3s__objio_read_full(ff->io, h, buf, size, (uint64_t)off, &got, &eb);
-    count_read(ff, size, got);
-    reader_put(ff, (uint32_t)id, rc == 0 && (uint64_t)off + got >= n->size);
+    size_t done = 0;
+    size_t nseg = 0;
+    while (sp != NULL && done < want && nseg < MAXSEG - 1) {
+        int fd = -1;
+        uint64_t foff = 0;
+        size_t k = 0;
+        rc = ff->io->pread_fd(h, want - done, (uint64_t)off + done, &fd, &foff, &k, &eb);
+        if (rc != 0 || fd < 0)
+            break;
+        sp->fd[sp->n++] = fd;
+        struct fuse_buf *b = &bv->buf[nseg++];
+        b->size = k;
+        b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        b->fd = fd;
+        b->pos = (off_t)foff;
+        done += k;
+        atomic_fetch_add_explicit(&ff->n_spliced, k, memory_order_relaxed);
+    }
+    if (rc == 0 && done < want) {
+        /* not (all) in the cache: the bytes come through a buffer */
+        void *mem = malloc(want - done);
+        size_t got = 0;
+        if (mem == NULL)
+            rc = S3S_ENOMEM;
+        else
+            rc = s3s__objio_read_full(ff->io, h, mem, want - done, (uint64_t)off + done, &got, &eb);
+        if (mem != NULL) {
+            struct fuse_buf *b = &bv->buf[nseg++];
+            b->mem = mem; /* fuse_free_buf frees it */
+            b->size = got;
+        }
+        done += got;
+    }
+    bv->count = nseg; /* fuse_free_buf frees the mem one, also after an error */
+    count_read(ff, size, done);
+    reader_put(ff, (uint32_t)id, rc == 0 && (uint64_t)off + done >= n->size);
     if (rc != 0) {
         S3S_LOGE("fastfile: read %s at %lld: %s", path, (long long)off, eb.msg);
-        return -EIO;
+        return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    return (int)got;
+    return 0;
 }
 
 static int ff_statfs(const char *path, struct statvfs *sv)
@@ -566,7 +670,7 @@ static const struct fuse_operations ops = {
     .opendir = ff_opendir,
     .readdir = ff_readdir,
     .open = ff_open,
-    .read = ff_read,
+    .read_buf = ff_read_buf,
     .statfs = ff_statfs,
 };
 
@@ -850,9 +954,9 @@ void s3s__fastfile_unmount(s3s__fastfile *ff)
     fuse_destroy(ff->fuse);
     S3S_LOGI(
         "fastfile: unmounted %s (%llu getattrs, %llu opens, %llu reads of %llu bytes, the largest "
-        "asked %llu)",
+        "asked %llu, %llu bytes spliced from the cache)",
         ff->mountpoint, (unsigned long long)ff->n_getattr, (unsigned long long)ff->n_open,
         (unsigned long long)ff->n_read, (unsigned long long)ff->n_read_bytes,
-        (unsigned long long)ff->n_read_max);
+        (unsigned long long)ff->n_read_max, (unsigned long long)ff->n_spliced);
     ff_free(ff);
 }
