@@ -62,16 +62,19 @@ for j in large small; do
  "S3Shard": {"StateDir": "$S3S_TMP/state-$j", "ShardTargetBytes": 0}}
 JSON
 done
-# ff BIN large|small CACHE_ARGS: the seconds the command measured
+# ff BIN large|small CACHE_ARGS: the seconds the command measured, then the
+# CPU seconds (user + system) of the whole run: s3shard (mount, listing and
+# FUSE threads) and the command, which on a loaded machine moves less than
+# the wall time.
 ff() {
-  local bin=$1 job=$2 cache=$3 root=$S3S_TMP/root-$RANDOM
+  local bin=$1 job=$2 cache=$3 root=$S3S_TMP/root-$RANDOM cpu
   local extra=(FILE=000000) && [ "$job" = small ] && extra=(LIST="$S3S_TMP/small.list")
   MOUNTS+=("$root/data")
-  env "${extra[@]}" OUT="$S3S_TMP/out" "$bin" --endpoint "$URL" --path-style run \
-    --job "$S3S_TMP/job-$job.json" --static --rank 0 --world-size 1 --data-root "$root" $cache \
-    --connections 16 -- bash "$S3S_TMP/cmd.sh" >/dev/null 2>"$S3S_TMP/err" ||
-    { cat "$S3S_TMP/err" >&2; echo nan; return; }
-  awk '{printf "%.3f\n", $1 / 1000}' "$S3S_TMP/out"
+  cpu=$( { TIMEFORMAT='%U %S'; time env "${extra[@]}" OUT="$S3S_TMP/out" "$bin" --endpoint "$URL" \
+    --path-style run --job "$S3S_TMP/job-$job.json" --static --rank 0 --world-size 1 \
+    --data-root "$root" $cache --connections 16 -- bash "$S3S_TMP/cmd.sh" >/dev/null \
+    2>"$S3S_TMP/err"; } 2>&1) || { cat "$S3S_TMP/err" >&2; echo nan nan; return; }
+  echo "$(awk '{printf "%.3f", $1 / 1000}' "$S3S_TMP/out") $(echo "$cpu" | awk '{printf "%.2f", $1 + $2}')"
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "# $(date -u '+%F %T') UTC; $(nproc) cores; load $(load); runs $RUNS (before/after interleaved)"
@@ -79,16 +82,18 @@ echo "# before: $BEFORE"
 echo "# after:  $AFTER"
 # row NAME UNIT(MB|obj) JOB CACHE_ARGS
 row() {
-  local name=$1 unit=$2 job=$3 cache=$4 b=() a=() r mb ma rb ra
+  local name=$1 unit=$2 job=$3 cache=$4 b=() a=() bc=() ac=() r mb ma rb ra x
   for ((r = 0; r < RUNS; r++)); do
-    b+=("$(ff "$BEFORE" "$job" "$cache")")
-    a+=("$(ff "$AFTER" "$job" "$cache")")
+    x=$(ff "$BEFORE" "$job" "$cache") && b+=("${x% *}") bc+=("${x#* }")
+    x=$(ff "$AFTER" "$job" "$cache") && a+=("${x% *}") ac+=("${x#* }")
   done
   mb=$(bench_median "${b[@]}") ma=$(bench_median "${a[@]}")
   if [ "$unit" = MB ]; then rb=$(calc "$LARGE_BYTES / $mb / 1000000") ra=$(calc "$LARGE_BYTES / $ma / 1000000")
   else rb=$(calc "$SMALL_COUNT / $mb") ra=$(calc "$SMALL_COUNT / $ma"); fi
   printf '%-22s before %7.0f %-5s after %7.0f %-5s = %.2fx   (before: %s; after: %s)\n' "$name" \
     "$rb" "$unit/s" "$ra" "$unit/s" "$(calc "$ra / $rb")" "${b[*]}" "${a[*]}"
+  printf '%-22s CPU s (run + command): before %s after %s   (before: %s; after: %s)\n' "" \
+    "$(bench_median "${bc[@]}")" "$(bench_median "${ac[@]}")" "${bc[*]}" "${ac[*]}"
 }
 for s in $ONLY; do
   case $s in
