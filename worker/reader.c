@@ -13,6 +13,7 @@
 #include "s3shard/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,7 +73,12 @@ static void count_touch(s3s_reader *r, s3s__blk *b)
         r->st.blocks_fetched++;
 }
 
-static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *out_n)
+/* read_at copies the bytes into dst; or, with fd_out, copies nothing: when
+ * the block holding off came from the disk cache it gives a dup of the
+ * block's file (*fd_out) and the offset of off in it (*foff_out) for the
+ * part of the read in that block (*out_n), else *fd_out = -1, *out_n = 0. */
+static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *out_n, int *fd_out,
+                   uint64_t *foff_out)
 {
     s3s_worker *w = r->w;
     s3s__obj *o = r->obj;
@@ -138,6 +144,23 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
         uint64_t k = b->avail - boff;
         if (k > n - done)
             k = n - done;
+        if (fd_out != NULL) {
+            /* The block's bytes were checked when the cache handed it over
+             * (cache.h), and a block file never changes: its fd is as good
+             * as its bytes. */
+            if (b->from_cache) {
+                int fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
+                if (fd < 0) {
+                    rc = s3s__err_set(&r->eb, S3S_EIO, "cache block %u of %s: dup: %s", b->idx,
+                                      o->key, strerror(errno));
+                    break;
+                }
+                *fd_out = fd;
+                *foff_out = boff;
+                done = k;
+            }
+            break;
+        }
         b->refs++;
         pthread_mutex_unlock(&w->mu);
         if (b->from_cache) {
@@ -192,7 +215,17 @@ int s3s_reader_pread(s3s_reader *r, void *buf, size_t n, uint64_t off, size_t *o
     *out_n = 0;
     if (r == NULL || (buf == NULL && n > 0))
         return S3S_EINVAL;
-    return read_at(r, buf, n, off, out_n);
+    return read_at(r, buf, n, off, out_n, NULL, NULL);
+}
+
+int s3s__reader_pread_fd(s3s_reader *r, size_t n, uint64_t off, int *out_fd, uint64_t *out_foff,
+                         size_t *out_n)
+{
+    *out_fd = -1;
+    *out_n = 0;
+    if (r == NULL)
+        return S3S_EINVAL;
+    return read_at(r, NULL, n, off, out_n, out_fd, out_foff);
 }
 
 int s3s_reader_read(s3s_reader *r, void *buf, size_t n, size_t *out_n)
@@ -203,7 +236,7 @@ int s3s_reader_read(s3s_reader *r, void *buf, size_t n, size_t *out_n)
             *out_n = 0;
         return S3S_EINVAL;
     }
-    int rc = read_at(r, buf, n, r->pos, &got);
+    int rc = read_at(r, buf, n, r->pos, &got, NULL, NULL);
     r->pos += got;
     if (out_n)
         *out_n = got;

@@ -160,5 +160,13 @@ void s3s__reader_teardown(s3s_reader *r);
 /* s3s__reader_prefetch queues the block holding off at prefetch priority if
  * the budget allows (never waits): FastFile's lookahead over the next files. */
 void s3s__reader_prefetch(s3s_reader *r, uint64_t off);
+/* s3s__reader_pread_fd is a pread that copies nothing when it can (FastFile
+ * splices the bytes): if the block holding off came from the disk cache, it
+ * gives a dup of the block's file (the caller closes it) with the offset of
+ * off in it, for the part of [off, off + n) in that block (*out_n bytes,
+ * counted as read). Otherwise *out_fd = -1 and *out_n = 0 (the block is
+ * fetched meanwhile: a pread follows). Errors as s3s_reader_pread. */
+int s3s__reader_pread_fd(s3s_reader *r, size_t n, uint64_t off, int *out_fd, uint64_t *out_foff,
+                         size_t *out_n);
 
 #endif

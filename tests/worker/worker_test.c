@@ -670,6 +670,71 @@ static void test_reader_prefetch(void **state)
     s3s_snapshot_destroy(snap);
 }
 
+/* s3s__reader_pread_fd (FastFile's zero copy): a block that came from the
+ * cache is handed over as a file (a dup, offset into it, at most the rest of
+ * that block) holding the object's bytes; a block fetched by GET gives -1 and
+ * no bytes, and a pread then reads it. */
+static void test_reader_pread_fd(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("wpfd");
+    s3s_snapshot *snap = snapshot("data/");
+    const obj *o = &objs[5]; /* 10 blocks and 123 bytes */
+    for (int round = 0; round < 2; round++) {
+        s3s_worker *w = worker(snap, dir);
+        s3s_reader *r = open_obj(w, 5);
+        uint8_t *got = malloc(o->size);
+        uint64_t off = 0;
+        int fds = 0;
+        while (off < o->size) {
+            int fd = -2;
+            uint64_t foff = 0;
+            size_t n = 0;
+            size_t ask = 3 * BS; /* spans blocks: only the first one's part comes */
+            assert_int_equal(s3s__reader_pread_fd(r, ask, off, &fd, &foff, &n), 0);
+            if (round == 0) { /* cold: every block comes by GET */
+                assert_int_equal(fd, -1);
+                assert_int_equal(n, 0);
+                assert_int_equal(s3s_reader_pread(r, got + off, ask, off, &n), 0);
+                assert_true(n > 0);
+            } else {
+                assert_true(fd >= 0);
+                assert_int_equal(foff, off % BS);
+                assert_int_equal(n, BS - off % BS < o->size - off ? BS - off % BS : o->size - off);
+                assert_int_equal(pread(fd, got + off, n, (off_t)foff), (ssize_t)n);
+                close(fd);
+                fds++;
+            }
+            off += n;
+            if (off < o->size && round == 1 && off % BS == 0)
+                off += 7; /* start mid-block too */
+        }
+        if (round == 1) {
+            assert_int_equal(fds, 11); /* one per block: 0 whole, the others from byte 7 */
+            /* what was skipped is not checked: compare the parts read */
+            for (uint64_t b = 0; b < o->size; b += BS) {
+                uint64_t end = b + BS < o->size ? b + BS : o->size;
+                uint64_t from = b == 0 ? 0 : b + 7;
+                assert_memory_equal(got + from, o->data + from, end - from);
+            }
+        } else {
+            assert_same(got, o->data, o->size);
+        }
+        free(got);
+        int fd = -2;
+        uint64_t foff = 0;
+        size_t n = 1;
+        assert_int_equal(s3s__reader_pread_fd(r, 1, o->size, &fd, &foff, &n), 0); /* the end */
+        assert_int_equal(fd, -1);
+        assert_int_equal(n, 0);
+        s3s_reader_close(r);
+        s3s_worker_destroy(w);
+    }
+    s3s_snapshot_destroy(snap);
+    s3s_test_rmtree(dir);
+    free(dir);
+}
+
 /* An item with a resume offset (as a coordinator grants the uncommitted tail):
  * its reader starts there, prefetch fetched the block holding it, and reading
  * to the end commits it as done. Through the internal list source. */
@@ -736,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_early_close),
         cmocka_unit_test(test_resume_offset),
         cmocka_unit_test(test_reader_prefetch),
+        cmocka_unit_test(test_reader_pread_fd),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

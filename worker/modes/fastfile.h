@@ -5,11 +5,15 @@
  * the share list (share.h: paths already checked, folder markers skipped):
  * getattr and readdir are answered from memory, with no LIST or HEAD per file.
  * Files are 0444, folders 0555, owned by the mounting user, with the mount
- * time as their times. open() for writing fails with EROFS. Reads go through
- * an s3s__objio backend (objio.h): one handle per open file, so sequential
- * reads stream with the backend's read-ahead and random preads work. Object
- * bytes never change under a snapshot, so the kernel may cache pages and
- * attributes (kernel_cache, one-hour timeouts).
+ * time as their times. open() for writing fails with EROFS (the mount is
+ * read-only). Reads go through an s3s__objio backend (objio.h): one handle
+ * per file, made at its first read (the mount answers no OPEN: the kernel
+ * then sends no OPEN or RELEASE at all) and closed when a read reaches the
+ * end, past 64 idle ones, or at unmount; sequential reads stream with the
+ * backend's read-ahead and random preads work. Bytes the disk cache holds
+ * are answered with the cache block's fd and spliced (no copy in user
+ * space). Object bytes never change under a snapshot, so the kernel may cache
+ * pages and attributes (kernel_cache, one-hour timeouts).
  *
  * Threads: libfuse's multi-threaded loop runs in a thread of its own with
  * SIGINT, SIGTERM, SIGHUP, SIGCHLD and SIGQUIT blocked, so those reach the

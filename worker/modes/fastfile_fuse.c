@@ -19,7 +19,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <stdatomic.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,16 +36,36 @@ typedef struct node {
     char *key; /* file: the object key */
     char etag[72]; /* file */
     uint32_t order; /* file: its place in the share list (reading order) */
+    /* file: its reader (under pre_mu): NULL until the first read; refs =
+     * reads in progress; an idle one (refs 0) is on the idle list. */
+    void *h;
+    uint32_t refs;
+    uint32_t idle_prev, idle_next; /* NONE: none */
 } node;
 
-/* Lookahead: a program that opens the files in the share's order (as a
+#define NONE UINT32_MAX
+
+/* Lookahead: a program that reads the files in the share's order (as a
  * data loader walking its file list does) finds each next file's first block
- * fetched already: opening file i opens handles on the files after it, up to
- * LOOKAHEAD, and starts their first block (within the worker's prefetch
- * budget). Opens out of that order start nothing; handles left behind by
- * more than LOOKAHEAD are closed. Without it every small file cost one GET
- * round trip after its open. */
+ * fetched already: the first read of file i opens handles on the files after
+ * it, up to LOOKAHEAD, and starts their first block (within the worker's
+ * prefetch budget). Reads out of that order start nothing; handles left
+ * behind by more than LOOKAHEAD are closed. Without it every small file cost
+ * one GET round trip after its open. */
 #define LOOKAHEAD 64
+
+/* Readers left idle (no read in progress, end not reached) are kept for the
+ * next reads of their file, at most this many; the least recently used is
+ * closed first. S3SHARD_FASTFILE_MAX_IDLE overrides it (tests). */
+#define MAX_IDLE 64
+
+/* The kernel read-ahead window set on the mount when root (set_readahead):
+ * 0 leaves the kernel's (READs of 256 KiB for `cat` on Linux 6.18).
+ * S3SHARD_FASTFILE_READAHEAD_KB sets one (1024: READs of 1 MiB). Off by
+ * default: on 2026-11-26, 1 MiB READs made the uncached 1 GiB `cat` 2-3x
+ * slower on loopback (3 of 3 interleaved pairs) and the cached one no
+ * faster (docs/benchmarks.md). */
+#define FF_READAHEAD_KB 0
 
 struct s3s__fastfile {
     char *mountpoint;
@@ -65,15 +87,11 @@ struct s3s__fastfile {
     size_t norder;
     size_t pre_lo, pre_hi; /* pre[] may be non-NULL only in [pre_lo, pre_hi) */
     int64_t last_open; /* order of the last file opened, -1 at first */
-    struct ofile *open_files; /* open handles (under pre_mu): closed at unmount if the
-                                 kernel's RELEASE did not come before the loop stopped */
+    uint32_t idle_head, idle_tail, nidle; /* idle readers, most recently used first */
+    uint32_t max_idle;
+    /* counters, logged at unmount (-v) */
+    atomic_uint_fast64_t n_read, n_read_bytes, n_read_max, n_open, n_getattr, n_spliced;
 };
-
-/* An open file: fi->fh points at it. */
-typedef struct ofile {
-    void *h;
-    struct ofile *prev, *next;
-} ofile;
 
 /* ---- the tree ------------------------------------------------------------------- */
 
@@ -94,6 +112,7 @@ static int node_new(s3s__fastfile *ff, const char *name, size_t len, int dir, ui
     if ((n->name = strndup(name, len)) == NULL)
         return S3S_ENOMEM;
     n->dir = dir;
+    n->idle_prev = n->idle_next = NONE;
     *out = ff->nnodes++;
     return 0;
 }
@@ -252,6 +271,8 @@ static int64_t lookup(const s3s__fastfile *ff, const char *path)
 static void free_tree(s3s__fastfile *ff)
 {
     for (uint32_t i = 0; i < ff->nnodes; i++) {
+        if (ff->nodes[i].h != NULL)
+            ff->io->close(ff->nodes[i].h);
         free(ff->nodes[i].name);
         free(ff->nodes[i].kids);
         free(ff->nodes[i].key);
@@ -266,14 +287,6 @@ static void free_tree(s3s__fastfile *ff)
     free(ff->by_order);
     ff->pre = NULL;
     ff->by_order = NULL;
-    /* RELEASE is sent asynchronously by the kernel: a file closed just before
-     * the unmount may never have reached ff_release. */
-    while (ff->open_files != NULL) {
-        ofile *of = ff->open_files;
-        ff->open_files = of->next;
-        ff->io->close(of->h);
-        free(of);
-    }
 }
 
 /* ---- FUSE operations ------------------------------------------------------------- */
@@ -306,13 +319,14 @@ static void fill_stat(const s3s__fastfile *ff, uint32_t id, struct stat *st)
 
 static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
     /* The tree and the bytes are immutable while mounted. */
     cfg->kernel_cache = 1;
     cfg->entry_timeout = 3600;
     cfg->attr_timeout = 3600;
     cfg->negative_timeout = 3600;
     cfg->use_ino = 1;
+    /* zero copy from the cache's files (ff_read_buf) */
+    conn->want |= conn->capable & FUSE_CAP_SPLICE_WRITE;
     return fuse_get_context()->private_data;
 }
 
@@ -320,6 +334,7 @@ static int ff_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
     (void)fi;
     s3s__fastfile *ff = self();
+    atomic_fetch_add_explicit(&ff->n_getattr, 1, memory_order_relaxed);
     int64_t id = lookup(ff, path);
     if (id < 0)
         return -ENOENT;
@@ -359,14 +374,13 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     return 0;
 }
 
-/* lookahead takes the handle opened ahead for the file at share position i
- * (NULL: none) and, when the opens follow the share's order, opens the
- * files after it and starts their first block. */
+/* lookahead (pre_mu held) takes the handle opened ahead for the file at
+ * share position i (NULL: none) and, when the first reads of files follow
+ * the share's order, opens the files after it and starts their first block. */
 static void *lookahead(s3s__fastfile *ff, uint32_t i)
 {
     if (ff->io->prefetch == NULL || i >= ff->norder)
         return NULL;
-    pthread_mutex_lock(&ff->pre_mu);
     void *mine = ff->pre[i];
     ff->pre[i] = NULL;
     int in_order = ff->last_open < (int64_t)i && (int64_t)i <= ff->last_open + LOOKAHEAD;
@@ -387,90 +401,253 @@ static void *lookahead(s3s__fastfile *ff, uint32_t i)
             ff->pre_lo = j;
         for (; j < end; j++) {
             uint32_t id = ff->by_order[j];
-            if (id == UINT32_MAX)
+            if (id == UINT32_MAX || ff->nodes[id].h != NULL)
                 continue;
             const node *n = &ff->nodes[id];
             void *h = NULL;
             s3s__errbuf eb = {{0}};
             if (ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb) != 0)
-                break; /* only a hint: the open itself will report it */
+                break; /* only a hint: the read itself will report it */
             ff->pre[j] = h;
             ff->io->prefetch(h);
         }
         if (j > ff->pre_hi)
             ff->pre_hi = j;
     }
-    pthread_mutex_unlock(&ff->pre_mu);
     return mine;
 }
 
+/* No OPEN, no RELEASE: ff_open answers ENOSYS, which tells the kernel (once,
+ * at the first open) that this file system needs no open: it stops sending
+ * OPEN and RELEASE, keeps the page cache across opens (FOPEN_KEEP_CACHE is
+ * its default then) and sends reads with fh 0. That is two round trips
+ * through user space fewer per file; for 40 KB files they were half of all
+ * requests. A file's reader is made at its first read instead (reader_get)
+ * and closed when a read reaches the end (reader_put), or when it has been
+ * idle longer than MAX_IDLE others, or at unmount. Writes never get here:
+ * the mount is read-only, so the kernel refuses them (EROFS) itself. */
 static int ff_open(const char *path, struct fuse_file_info *fi)
 {
     s3s__fastfile *ff = self();
+    atomic_fetch_add_explicit(&ff->n_open, 1, memory_order_relaxed);
     int64_t id = lookup(ff, path);
     if (id < 0)
         return -ENOENT;
-    const node *n = &ff->nodes[id];
-    if (n->dir)
+    if (ff->nodes[id].dir)
         return -EISDIR;
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
         return -EROFS;
-    void *h = lookahead(ff, n->order);
+    return -ENOSYS;
+}
+
+static void idle_unlink(s3s__fastfile *ff, uint32_t id)
+{
+    node *n = &ff->nodes[id];
+    if (n->idle_prev != NONE)
+        ff->nodes[n->idle_prev].idle_next = n->idle_next;
+    else
+        ff->idle_head = n->idle_next;
+    if (n->idle_next != NONE)
+        ff->nodes[n->idle_next].idle_prev = n->idle_prev;
+    else
+        ff->idle_tail = n->idle_prev;
+    n->idle_prev = n->idle_next = NONE;
+    ff->nidle--;
+}
+
+/* reader_get returns file id's reader with one more ref, making it (or
+ * taking the one the lookahead made) at the file's first read. */
+static int reader_get(s3s__fastfile *ff, uint32_t id, void **out, s3s__errbuf *eb)
+{
+    node *n = &ff->nodes[id];
+    pthread_mutex_lock(&ff->pre_mu);
+    if (n->h == NULL) {
+        void *h = lookahead(ff, n->order);
+        int rc =
+            h != NULL ? 0 : ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, eb);
+        if (rc != 0) {
+            pthread_mutex_unlock(&ff->pre_mu);
+            return rc;
+        }
+        n->h = h;
+    } else if (n->refs == 0) {
+        idle_unlink(ff, id);
+    }
+    n->refs++;
+    *out = n->h;
+    pthread_mutex_unlock(&ff->pre_mu);
+    return 0;
+}
+
+/* reader_put drops a ref; the last one closes the reader when the read
+ * reached the end of the file (the program is done with it: whatever it
+ * reads again comes from the page cache), else leaves it idle, closing the
+ * least recently used idle reader past MAX_IDLE. */
+static void reader_put(s3s__fastfile *ff, uint32_t id, int at_end)
+{
+    node *n = &ff->nodes[id];
+    void *close1 = NULL;
+    pthread_mutex_lock(&ff->pre_mu);
+    if (--n->refs == 0) {
+        if (at_end) {
+            close1 = n->h;
+            n->h = NULL;
+        } else {
+            n->idle_next = ff->idle_head;
+            if (ff->idle_head != NONE)
+                ff->nodes[ff->idle_head].idle_prev = id;
+            else
+                ff->idle_tail = id;
+            ff->idle_head = id;
+            ff->nidle++;
+            if (ff->nidle > ff->max_idle) {
+                uint32_t old = ff->idle_tail;
+                idle_unlink(ff, old);
+                close1 = ff->nodes[old].h;
+                ff->nodes[old].h = NULL;
+            }
+        }
+    }
+    pthread_mutex_unlock(&ff->pre_mu);
+    if (close1 != NULL)
+        ff->io->close(close1);
+}
+
+static void count_read(s3s__fastfile *ff, size_t asked, size_t got)
+{
+    atomic_fetch_add_explicit(&ff->n_read, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ff->n_read_bytes, got, memory_order_relaxed);
+    uint_fast64_t m = atomic_load_explicit(&ff->n_read_max, memory_order_relaxed);
+    while (asked > m && !atomic_compare_exchange_weak(&ff->n_read_max, &m, asked))
+        ;
+}
+
+/* Zero copy: a read of bytes the disk cache holds is answered with the
+ * cache block's file and offset (fuse_reply_data with FUSE_BUF_IS_FD), and
+ * libfuse splices them from the block file's page cache through a pipe into
+ * /dev/fuse (FUSE_CAP_SPLICE_WRITE): the one copy left is the kernel's into
+ * the mount's page cache, where a pread into our buffer and a write from it
+ * were two. The block was checked by the cache when the reader took it (its
+ * trailer, and its CRC once per reader) and a block file never changes, so
+ * the spliced bytes are the checked ones. libfuse sends the reply after
+ * read_buf returns, so the descriptors (dups: the reader may drop its block
+ * meanwhile) are closed by the same loop thread at its next read, or when it
+ * exits (spliced). Where splicing is not possible (an old kernel, or the
+ * reply larger than a pipe may grow for a user without CAP_SYS_RESOURCE),
+ * libfuse copies from the fd itself. */
+#define MAXSEG 8
+
+typedef struct spliced {
+    int n;
+    int fd[MAXSEG];
+} spliced;
+
+static pthread_key_t spliced_key;
+static pthread_once_t spliced_once = PTHREAD_ONCE_INIT;
+
+static void spliced_close(spliced *sp)
+{
+    for (int i = 0; i < sp->n; i++)
+        close(sp->fd[i]);
+    sp->n = 0;
+}
+
+static void spliced_free(void *v)
+{
+    spliced_close(v);
+    free(v);
+}
+
+static void spliced_init(void)
+{
+    pthread_key_create(&spliced_key, spliced_free);
+}
+
+/* spliced_mine returns this thread's list, its previous reply's descriptors
+ * closed (NULL: out of memory: no zero copy). */
+static spliced *spliced_mine(void)
+{
+    pthread_once(&spliced_once, spliced_init);
+    spliced *sp = pthread_getspecific(spliced_key);
+    if (sp == NULL) {
+        if ((sp = calloc(1, sizeof(*sp))) == NULL || pthread_setspecific(spliced_key, sp) != 0) {
+            free(sp);
+            return NULL;
+        }
+    }
+    spliced_close(sp);
+    return sp;
+}
+
+static int ff_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    s3s__fastfile *ff = self();
+    spliced *sp = ff->io->pread_fd != NULL ? spliced_mine() : NULL;
+    if (off < 0)
+        return -EINVAL;
+    int64_t id = lookup(ff, path);
+    if (id < 0 || ff->nodes[id].dir)
+        return id < 0 ? -ENOENT : -EISDIR;
+    const node *n = &ff->nodes[id];
+    size_t want = (uint64_t)off >= n->size ? 0
+        : n->size - (uint64_t)off < size   ? (size_t)(n->size - (uint64_t)off)
+                                           : size;
+    struct fuse_bufvec *bv = calloc(1, sizeof(*bv) + MAXSEG * sizeof(struct fuse_buf));
+    if (bv == NULL)
+        return -ENOMEM;
+    bv->count = 1; /* an empty mem buffer: the end of the file */
+    *bufp = bv;
+    if (want == 0)
+        return 0;
+    void *h = NULL;
     s3s__errbuf eb = {{0}};
-    int rc =
-        h != NULL ? 0 : ff->io->open(ff->io->ud, ff->bucket, n->key, n->size, n->etag, &h, &eb);
+    int rc = reader_get(ff, (uint32_t)id, &h, &eb);
     if (rc != 0) {
         S3S_LOGE("fastfile: open %s: %s", path, eb.msg);
         return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    ofile *of = calloc(1, sizeof(*of));
-    if (of == NULL) {
-        ff->io->close(h);
-        return -ENOMEM;
+    size_t done = 0;
+    size_t nseg = 0;
+    while (sp != NULL && done < want && nseg < MAXSEG - 1) {
+        int fd = -1;
+        uint64_t foff = 0;
+        size_t k = 0;
+        rc = ff->io->pread_fd(h, want - done, (uint64_t)off + done, &fd, &foff, &k, &eb);
+        if (rc != 0 || fd < 0)
+            break;
+        sp->fd[sp->n++] = fd;
+        struct fuse_buf *b = &bv->buf[nseg++];
+        b->size = k;
+        b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        b->fd = fd;
+        b->pos = (off_t)foff;
+        done += k;
+        atomic_fetch_add_explicit(&ff->n_spliced, k, memory_order_relaxed);
     }
-    of->h = h;
-    pthread_mutex_lock(&ff->pre_mu);
-    of->next = ff->open_files;
-    if (of->next != NULL)
-        of->next->prev = of;
-    ff->open_files = of;
-    pthread_mutex_unlock(&ff->pre_mu);
-    fi->fh = (uint64_t)(uintptr_t)of;
-    fi->keep_cache = 1;
-    return 0;
-}
-
-static int ff_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-    s3s__fastfile *ff = self();
-    if (off < 0)
-        return -EINVAL;
-    size_t got = 0;
-    s3s__errbuf eb = {{0}};
-    const ofile *of = (const ofile *)(uintptr_t)fi->fh;
-    int rc = s3s__objio_read_full(ff->io, of->h, buf, size, (uint64_t)off, &got, &eb);
+    if (rc == 0 && done < want) {
+        /* not (all) in the cache: the bytes come through a buffer */
+        void *mem = malloc(want - done);
+        size_t got = 0;
+        if (mem == NULL)
+            rc = S3S_ENOMEM;
+        else
+            rc = s3s__objio_read_full(ff->io, h, mem, want - done, (uint64_t)off + done, &got, &eb);
+        if (mem != NULL) {
+            struct fuse_buf *b = &bv->buf[nseg++];
+            b->mem = mem; /* fuse_free_buf frees it */
+            b->size = got;
+        }
+        done += got;
+    }
+    bv->count = nseg; /* fuse_free_buf frees the mem one, also after an error */
+    count_read(ff, size, done);
+    reader_put(ff, (uint32_t)id, rc == 0 && (uint64_t)off + done >= n->size);
     if (rc != 0) {
-        S3S_LOGE("fastfile: read %s at %lld: %s", path ? path : "?", (long long)off, eb.msg);
-        return -EIO;
+        S3S_LOGE("fastfile: read %s at %lld: %s", path, (long long)off, eb.msg);
+        return rc == S3S_ENOMEM ? -ENOMEM : -EIO;
     }
-    return (int)got;
-}
-
-static int ff_release(const char *path, struct fuse_file_info *fi)
-{
-    (void)path;
-    s3s__fastfile *ff = self();
-    ofile *of = (ofile *)(uintptr_t)fi->fh;
-    pthread_mutex_lock(&ff->pre_mu);
-    if (of->prev != NULL)
-        of->prev->next = of->next;
-    else
-        ff->open_files = of->next;
-    if (of->next != NULL)
-        of->next->prev = of->prev;
-    pthread_mutex_unlock(&ff->pre_mu);
-    ff->io->close(of->h);
-    free(of);
     return 0;
 }
 
@@ -493,8 +670,7 @@ static const struct fuse_operations ops = {
     .opendir = ff_opendir,
     .readdir = ff_readdir,
     .open = ff_open,
-    .read = ff_read,
-    .release = ff_release,
+    .read_buf = ff_read_buf,
     .statfs = ff_statfs,
 };
 
@@ -521,6 +697,42 @@ static void *loop_main(void *arg)
     struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};
     fuse_loop_mt(ff->fuse, &cfg);
     return NULL;
+}
+
+/* set_readahead raises the kernel's read-ahead window for the mount from
+ * its default of 128 KiB. The window is what bounds the size of the READ
+ * requests a sequential reader makes the kernel send (each is at most the
+ * window, and at most max_pages = 1 MiB, what libfuse 3.14 asks for), and
+ * each request costs the same round trip through user space whatever its
+ * size. The kernel takes the file system's max_readahead only downwards (it
+ * offers the bdi's window, 128 KiB, at INIT), so the one way up is the bdi's
+ * read_ahead_kb in sysfs, which needs root: as another user the mount keeps
+ * 128 KiB. It must be written after INIT (the kernel lowers the window to
+ * what INIT answered), so the mount point is stat'ed first: that waits for
+ * INIT. New opens take the window from the bdi. */
+static void set_readahead(s3s__fastfile *ff)
+{
+    unsigned kb = FF_READAHEAD_KB;
+    const char *env = getenv("S3SHARD_FASTFILE_READAHEAD_KB");
+    if (env != NULL && *env != '\0')
+        kb = (unsigned)strtoul(env, NULL, 10);
+    struct stat st;
+    if (kb == 0 || geteuid() != 0 || stat(ff->mountpoint, &st) != 0)
+        return;
+    char p[96];
+    snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        S3S_LOGD("fastfile: %s: %s (read-ahead stays 128 KiB)", p, strerror(errno));
+        return;
+    }
+    char v[32];
+    int n = snprintf(v, sizeof v, "%u\n", kb);
+    if (write(fd, v, (size_t)n) != n)
+        S3S_LOGD("fastfile: %s: %s (read-ahead stays 128 KiB)", p, strerror(errno));
+    else
+        S3S_LOGD("fastfile: read-ahead %u KiB (%s)", kb, p);
+    close(fd);
 }
 
 /* canon: the canonical absolute form of path without resolving its last
@@ -628,6 +840,11 @@ int s3s__fastfile_mount(s3s__fastfile **out, const char *mountpoint, const s3s__
     ff->io = io;
     pthread_mutex_init(&ff->pre_mu, NULL);
     ff->last_open = -1;
+    ff->idle_head = ff->idle_tail = NONE;
+    ff->max_idle = MAX_IDLE;
+    const char *mi = getenv("S3SHARD_FASTFILE_MAX_IDLE");
+    if (mi != NULL && *mi >= '0' && *mi <= '9')
+        ff->max_idle = (uint32_t)strtoul(mi, NULL, 10);
     ff->uid = geteuid();
     ff->gid = getegid();
     ff->mtime = time(NULL);
@@ -695,6 +912,7 @@ int s3s__fastfile_mount(s3s__fastfile **out, const char *mountpoint, const s3s__
         goto fail;
     }
     ff->loop_started = 1;
+    set_readahead(ff);
     S3S_LOGI("fastfile: mounted %llu files (%llu bytes) at %s", (unsigned long long)ff->files,
              (unsigned long long)ff->bytes, mountpoint);
     *out = ff;
@@ -734,6 +952,11 @@ void s3s__fastfile_unmount(s3s__fastfile *ff)
     if (ff->mounted)
         fuse_unmount(ff->fuse);
     fuse_destroy(ff->fuse);
-    S3S_LOGI("fastfile: unmounted %s", ff->mountpoint);
+    S3S_LOGI(
+        "fastfile: unmounted %s (%llu getattrs, %llu opens, %llu reads of %llu bytes, the largest "
+        "asked %llu, %llu bytes spliced from the cache)",
+        ff->mountpoint, (unsigned long long)ff->n_getattr, (unsigned long long)ff->n_open,
+        (unsigned long long)ff->n_read, (unsigned long long)ff->n_read_bytes,
+        (unsigned long long)ff->n_read_max, (unsigned long long)ff->n_spliced);
     ff_free(ff);
 }

@@ -59,6 +59,18 @@ static int w_pread(void *vh, void *buf, size_t n, uint64_t off, size_t *out_n, s
     return rc;
 }
 
+static int w_pread_fd(void *vh, size_t n, uint64_t off, int *out_fd, uint64_t *out_foff,
+                      size_t *out_n, s3s__errbuf *eb)
+{
+    handle *h = vh;
+    pthread_mutex_lock(&h->mu);
+    int rc = s3s__reader_pread_fd(h->r, n, off, out_fd, out_foff, out_n);
+    if (rc != 0)
+        s3s__err_set(eb, rc, "%s", s3s_reader_errmsg(h->r));
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
 static void w_close(void *vh)
 {
     handle *h = vh;
@@ -84,6 +96,7 @@ void s3s__objio_worker_io(s3s_worker *w, s3s__objio *io)
     io->pread = w_pread;
     io->close = w_close;
     io->prefetch = w_prefetch;
+    io->pread_fd = w_pread_fd;
 }
 
 int s3s__objio_read_full(const s3s__objio *io, void *h, void *buf, size_t n, uint64_t off,

@@ -31,6 +31,12 @@ typedef struct s3s__objio {
     /* prefetch (NULL: none) starts fetching the first bytes of h's object
      * without waiting, for a file expected to be read soon. */
     void (*prefetch)(void *h);
+    /* pread_fd (NULL: none) is a pread that copies nothing when the bytes at
+     * off are in a file: it gives that file (a descriptor the caller closes)
+     * and the offset in it, for the first *out_n bytes of [off, off + n);
+     * else *out_fd = -1, *out_n = 0, and the caller preads. */
+    int (*pread_fd)(void *h, size_t n, uint64_t off, int *out_fd, uint64_t *out_foff, size_t *out_n,
+                    s3s__errbuf *eb);
 } s3s__objio;
 
 /* s3s__objio_worker_create makes a worker that only serves readers

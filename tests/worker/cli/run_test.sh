@@ -129,6 +129,32 @@ for rel in ["a.bin", "sub/deeper/c.bin", "small/s17"]:
             sys.exit("pread %s at %d, %d bytes differs" % (rel, off, n))
     os.close(a); os.close(b)
 PY
+# Every file part-read at once, round robin, after dropping the mount's page
+# cache: each file's reader (made at its first read, as the mount answers
+# no OPEN) stays idle between reads, and with S3SHARD_FASTFILE_MAX_IDLE=4 the
+# idle ones are closed and made again all along.
+/usr/bin/python3 - "$ROOT/train" "$SRC" "$T/all_files" <<'PY' || die "interleaved reads"
+import os, sys
+mnt, src, listing = sys.argv[1], sys.argv[2], sys.argv[3]
+rels = open(listing).read().split()
+fds, want, got = {}, {}, {}
+for rel in rels:
+    fds[rel] = os.open(os.path.join(mnt, rel), os.O_RDONLY)
+    os.posix_fadvise(fds[rel], 0, 0, os.POSIX_FADV_DONTNEED)
+    want[rel] = open(os.path.join(src, rel), "rb").read()
+    got[rel] = b""
+more = True
+while more:
+    more = False
+    for rel in rels:
+        if len(got[rel]) < len(want[rel]):
+            got[rel] += os.pread(fds[rel], 150000, len(got[rel]))
+            more = True
+for rel in rels:
+    if got[rel] != want[rel]:
+        sys.exit("%s: %d bytes read, differ" % (rel, len(got[rel])))
+    os.close(fds[rel])
+PY
 if touch "$ROOT/train/new" 2>/dev/null; then die "a write to the mount succeeded"; fi
 # Pipe: both epochs, each read once, in the share's order.
 cat "$ROOT/stream_0" >"$T/got0"
@@ -138,7 +164,7 @@ exit 7
 SH
 root="$tmp/root"
 set +e
-ROOT="$root" T="$tmp" SRC="$src" s3 run --job "$tmp/job.json" --static --data-root "$root" \
+ROOT="$root" T="$tmp" SRC="$src" S3SHARD_FASTFILE_MAX_IDLE=4 s3 run --job "$tmp/job.json" --static --data-root "$root" \
     --rank 1 --world-size 2 --local-rank 1 --hosts algo-1,algo-2 --current-host algo-2 \
     -- sh "$tmp/check.sh" 2>"$tmp/run.err"
 rc=$?
