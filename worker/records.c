@@ -36,6 +36,7 @@ typedef struct rrec {
     rattr *attrs;
     uint32_t n, emitted, settled, done;
     int released, finished, in_queue;
+    int dropped; /* its lease was revoked: the attributes not handed out are dropped */
     int bad; /* the record cannot be expanded: badmsg says why */
     char *badmsg;
     struct rrec *next;
@@ -52,6 +53,7 @@ typedef struct rsrc {
     size_t count;
     int stopping;
     int inner_eof, inner_err;
+    int drained;
     char inner_msg[S3S_ERRBUF_SIZE];
     uint64_t pos_epoch, pos_next; /* positions of the items of one epoch */
     unsigned nthreads, nclients;
@@ -293,16 +295,56 @@ static int fill(rsrc *s, int wait)
 
 static void maybe_free(rrec *r)
 {
-    if (!r->in_queue && r->emitted == r->n && r->settled == r->emitted)
+    if (!r->in_queue && (r->emitted == r->n || r->dropped) && r->settled == r->emitted)
         rec_free(r);
+}
+
+static void unqueue_head_locked(rsrc *s)
+{
+    rrec *r = s->head;
+    s->head = r->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->count--;
+    r->next = NULL;
+    r->in_queue = 0;
+}
+
+/* drop_revoked drops the records at the front of the queue whose lease the
+ * inner source says is gone (a coordinator revoked it): nothing more of them
+ * is handed out, and the inner source gets them back. */
+static void drop_revoked(rsrc *s)
+{
+    while (s->head != NULL && s->inner->valid != NULL && !s->inner->valid(s->inner, &s->head->d)) {
+        rrec *r = s->head;
+        pthread_mutex_lock(&s->mu); /* resolvers walk the queue */
+        unqueue_head_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        /* a resolver may still be HEADing an attribute of it: wait for that */
+        pthread_mutex_lock(&s->mu);
+        for (uint32_t i = 0; i < r->n; i++)
+            while (r->attrs[i].state == A_RESOLVING)
+                pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        r->dropped = 1;
+        if (!r->released && !r->finished) {
+            r->released = 1;
+            s->inner->release(s->inner, &r->d);
+        }
+        maybe_free(r);
+    }
 }
 
 static int rec_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbuf *eb)
 {
     rsrc *s = (rsrc *)base;
+    if (s->drained)
+        return S3S_EEOF;
+    drop_revoked(s);
     int rc = fill(s, wait);
     if (rc != 0)
         return s3s__err_set(eb, rc, "out of memory");
+    drop_revoked(s); /* fill may have polled the inner source's revocations */
     rrec *r = s->head;
     if (r == NULL) {
         if (s->inner_err)
@@ -356,14 +398,8 @@ static int rec_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbu
     out->token = (uint64_t)(uintptr_t)r;
     pthread_mutex_lock(&s->mu); /* resolvers read emitted and the queue */
     r->emitted++;
-    if (r->emitted == r->n) { /* fully handed out: leaves the queue */
-        s->head = r->next;
-        if (s->head == NULL)
-            s->tail = NULL;
-        s->count--;
-        r->next = NULL;
-        r->in_queue = 0;
-    }
+    if (r->emitted == r->n) /* fully handed out: leaves the queue */
+        unqueue_head_locked(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -379,6 +415,11 @@ static int rec_commit(s3s__source *base, const s3s__item_desc *d, uint64_t offse
     r->done++;
     r->settled++;
     int rc = 0;
+    if (r->dropped) {
+        char loc[1200];
+        where(s, r, loc, sizeof(loc));
+        rc = s3s__err_set(eb, S3S_ESTALE, "%s: the lease of this record was revoked", loc);
+    }
     if (r->done == r->n && !r->released && !r->finished) {
         r->finished = 1;
         rc = s->inner->commit(s->inner, &r->d, r->d.size, 1, eb);
@@ -397,6 +438,26 @@ static void rec_release(s3s__source *base, const s3s__item_desc *d)
         s->inner->release(s->inner, &r->d);
     }
     maybe_free(r);
+}
+
+static int rec_valid(s3s__source *base, const s3s__item_desc *d)
+{
+    rsrc *s = (rsrc *)base;
+    rrec *r = (rrec *)(uintptr_t)d->token;
+    return !r->dropped && s->inner->valid(s->inner, &r->d);
+}
+
+static int rec_drain(s3s__source *base, const char *reason, s3s__errbuf *eb)
+{
+    rsrc *s = (rsrc *)base;
+    s->drained = 1; /* nothing more is handed out; records out stay until settled */
+    return s->inner->drain(s->inner, reason, eb);
+}
+
+static void rec_fetched(s3s__source *base, uint64_t n)
+{
+    rsrc *s = (rsrc *)base;
+    s->inner->fetched(s->inner, n);
 }
 
 static void rec_destroy(s3s__source *base)
@@ -477,6 +538,9 @@ int s3s__source_records_create(s3s__source **out, s3s__source *inner, const char
         s->nthreads = i + 1;
     }
     s->inner = inner; /* taken over only now that nothing can fail */
+    s->base.valid = inner->valid ? rec_valid : NULL;
+    s->base.drain = inner->drain ? rec_drain : NULL;
+    s->base.fetched = inner->fetched ? rec_fetched : NULL;
     *out = &s->base;
     return 0;
 }
