@@ -240,7 +240,8 @@ static int chan_order(s3s__coord *c, s3s__coord_chan *ch, uint64_t epoch, s3s__s
         s3s_shard sh;
         s3s_plan_shard(ch->plan, order[pos], &sh);
         ch->shards[pos].id = order[pos];
-        ch->shards[pos].size = sh.bytes;
+        /* records: the unit is the record (sizes, ranges, offsets) */
+        ch->shards[pos].size = s3s__coord_chan_records(ch) ? sh.count : sh.bytes;
     }
     if (ch->ch->distribution == S3S_DIST_SHARDED_BY_S3_KEY) {
         uint64_t *b = calloc(c->world_size + 1u, sizeof(*b));
@@ -305,7 +306,8 @@ static int ledger_line(void *ctx, const s3s__ledger_row *row)
         s3s__buf b;
         s3s__buf_init(&b, 1 << 20);
         s3s__json_str(&b, e.key, e.key_len);
-        fprintf(lf->f, "\"key\":%s,\"objects\":%u,", b.data ? b.data : "null", sh.count);
+        fprintf(lf->f, "\"key\":%s,\"objects\":%u,\"first\":%llu,", b.data ? b.data : "null",
+                sh.count, (unsigned long long)sh.first);
         s3s__buf_fini(&b);
     }
     if (row->dropped)
@@ -332,8 +334,9 @@ static void save_ledger(s3s__coord *c, s3s__coord_chan *ch)
         return;
     s3s__errbuf eb;
     int ok = s3s__sched_ledger_verify(ch->sched, 1, &eb);
-    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,", ch->ch->name,
-            (unsigned long long)st.epoch, ok == 0 ? "true" : "false");
+    bool recs = s3s__coord_chan_records(ch);
+    fprintf(f, "{\"channel\":\"%s\",\"epoch\":%llu,\"verified\":%s,\"unit\":\"%s\",", ch->ch->name,
+            (unsigned long long)st.epoch, ok == 0 ? "true" : "false", recs ? "records" : "bytes");
     /* the epoch's counters, and every rank's committed samples (pads included):
      * under equal steps each one is the quota */
     fprintf(f,
@@ -344,7 +347,7 @@ static void save_ledger(s3s__coord *c, s3s__coord_chan *ch)
             (unsigned long long)st.pad_samples, (unsigned long long)st.bytes_dropped,
             (unsigned long long)st.reissued_tails, (unsigned long long)st.reissued_bytes,
             (unsigned long long)(st.drains - ch->drains_at_begin), (unsigned long long)ch->fetched,
-            (unsigned long long)s3s__coord_refetched(ch->fetched, st.bytes_committed));
+            (unsigned long long)(recs ? 0 : s3s__coord_refetched(ch->fetched, st.bytes_committed)));
     for (uint32_t r = 0; r < c->world_size; r++) {
         s3s__sched_rank_stats rs = {0};
         s3s__sched_rank_stats_get(ch->sched, r, &rs);

@@ -56,6 +56,14 @@ typedef struct s3s__coord_chan {
     s3s__buf log; /* packed events since the last epoch begin */
 } s3s__coord_chan;
 
+/* A channel over an augmented manifest counts its shards in records: a
+ * shard's size, lease ranges and progress offsets are record counts (the
+ * worker commits after each whole record), not bytes. */
+static inline bool s3s__coord_chan_records(const s3s__coord_chan *ch)
+{
+    return ch->snap != NULL && s3s_snapshot_kind_get(ch->snap) == S3S_SNAP_RECORDS;
+}
+
 /* Bytes downloaded twice: what workers reported fetched beyond what was
  * committed (0 while they fetched less, e.g. from caches). */
 static inline uint64_t s3s__coord_refetched(uint64_t fetched, uint64_t committed)

@@ -133,9 +133,10 @@ static int ledger_row(void *ctx, const s3s__ledger_row *row)
     int have = lc->ch->plan != NULL &&
         s3s_plan_shard(lc->ch->plan, (uint32_t)row->shard_id, &sh) == 0 &&
         s3s_snapshot_entry(lc->ch->snap, sh.first, &e) == 0;
-    s3s__mpw_map(w, row->dropped ? 8 : 12);
+    s3s__mpw_map(w, row->dropped ? 9 : 13);
     kv_u(w, "epoch", row->epoch);
     kv_u(w, "shard", row->shard_id);
+    kv_u(w, "first", have ? sh.first : 0); /* the shard's first snapshot entry */
     s3s__mpw_cstr(w, "key");
     if (have)
         s3s__mpw_str(w, e.key, e.key_len);
@@ -164,8 +165,10 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     if (ch->sched != NULL)
         s3s__sched_stats_get(ch->sched, &st);
     bool ledger = (flags & S3S_STATUS_LEDGER) && ch->sched != NULL;
-    s3s__mpw_map(w, ledger ? 27 : 26);
+    bool recs = s3s__coord_chan_records(ch);
+    s3s__mpw_map(w, ledger ? 28 : 27);
     kv_s(w, "name", ch->ch->name);
+    kv_s(w, "unit", recs ? "records" : "bytes"); /* of bytes_*, start, end, inflight */
     kv_s(w, "distribution", dist_name(ch->ch->distribution));
     kv_u(w, "epoch", st.epoch);
     kv_u(w, "epochs", c->epochs);
@@ -187,9 +190,10 @@ static void write_chan(s3s__coord *c, s3s__coord_chan *ch, uint32_t flags, s3s__
     kv_u(w, "quota", st.quota);
     kv_u(w, "pad_samples", st.pad_samples);
     /* per epoch: the finished ones (ledger files) and the current one */
-    epoch_row cur = {st.epoch,          st.reissued_tails,
-                     st.reissued_bytes, st.drains - ch->drains_at_begin,
-                     ch->fetched,       s3s__coord_refetched(ch->fetched, st.bytes_committed)};
+    epoch_row cur = {
+        st.epoch,          st.reissued_tails,
+        st.reissued_bytes, st.drains - ch->drains_at_begin,
+        ch->fetched,       recs ? 0 : s3s__coord_refetched(ch->fetched, st.bytes_committed)};
     epoch_row hist[HIST_MAX];
     uint32_t nh = 0;
     uint64_t first = ch->sched != NULL && st.epoch > HIST_MAX ? st.epoch - HIST_MAX : 0;

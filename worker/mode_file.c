@@ -537,7 +537,12 @@ static int materialize_coord(const s3s__file_mode_opts *o, const char *root, con
     int rc = s3s_worker_create(&w, &wo, &ei);
     if (rc != 0)
         return s3s__err_set(eb, rc, "%s", ei.msg);
-    const s3s_snapshot *snap = s3s__source_coord_snapshot(w->src);
+    const s3s_snapshot *snap = s3s__source_coord_snapshot(w->coord);
+    if (s3s_snapshot_kind_get(snap) == S3S_SNAP_RECORDS) {
+        rc = s3s__mode_records_refuse(chname, "File", eb);
+        s3s_worker_destroy(w);
+        return rc;
+    }
     size_t plen = s3s__mode_key_prefix(snap), n = s3s_snapshot_count(snap), nrel = 0;
     char **rels = calloc(n ? n : 1, sizeof(*rels));
     char *dir = NULL, *sidepath = NULL;
@@ -582,7 +587,7 @@ static int materialize_coord(const s3s__file_mode_opts *o, const char *root, con
     j.side = fopen(sidepath, "a");
     if (j.side == NULL)
         S3S_LOGW("%s: %s (restarts will rely on xattrs)", sidepath, strerror(errno));
-    uint32_t world = s3s__source_coord_world(w->src);
+    uint32_t world = s3s__source_coord_world(w->coord);
     j.w = w;
     j.dir = dir;
     j.plen = plen;

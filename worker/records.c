@@ -5,7 +5,10 @@
  * first "-ref" attribute nobody has taken yet, so resolution runs in record
  * order, several at a time. A record leaves the queue when its last
  * attribute is handed out and is freed when each of its items is settled
- * (done or released). */
+ * (done or released). Items name their record by an id (never a pointer):
+ * every live record is on the `all` list, and a commit or release of an item
+ * whose record is gone, or a second one of the same item (the worker closes
+ * an item whose commit failed), finds nothing to change. */
 #include "worker/records.h"
 
 #include "s3shard/error.h"
@@ -25,6 +28,7 @@ typedef struct rattr {
     char *json; /* other attributes: the value as compact JSON */
     size_t json_len;
     int state;
+    int settled; /* its item was committed done or released */
     uint64_t size;
     char etag[72];
     int err;
@@ -36,6 +40,10 @@ typedef struct rrec {
     rattr *attrs;
     uint32_t n, emitted, settled, done;
     int released, finished, in_queue;
+    int dropped; /* its lease was revoked: the attributes not handed out are dropped */
+    int failed; /* the inner commit of the record failed (a revoked lease) */
+    uint64_t id; /* the items' token */
+    struct rrec *aprev, *anext; /* the `all` list */
     int bad; /* the record cannot be expanded: badmsg says why */
     char *badmsg;
     struct rrec *next;
@@ -50,8 +58,11 @@ typedef struct rsrc {
     pthread_cond_t cv; /* resolvers: work queued or stopping; next: a HEAD ended */
     rrec *head, *tail;
     size_t count;
+    rrec *all; /* every live record (queued, or out until its items settle) */
+    uint64_t next_id;
     int stopping;
     int inner_eof, inner_err;
+    int drained;
     char inner_msg[S3S_ERRBUF_SIZE];
     uint64_t pos_epoch, pos_next; /* positions of the items of one epoch */
     unsigned nthreads, nclients;
@@ -278,6 +289,11 @@ static int fill(rsrc *s, int wait)
             return S3S_ENOMEM;
         }
         r->in_queue = 1;
+        r->id = ++s->next_id;
+        r->anext = s->all;
+        if (s->all != NULL)
+            s->all->aprev = r;
+        s->all = r;
         pthread_mutex_lock(&s->mu);
         if (s->tail)
             s->tail->next = r;
@@ -291,18 +307,73 @@ static int fill(rsrc *s, int wait)
     return 0;
 }
 
-static void maybe_free(rrec *r)
+static void maybe_free(rsrc *s, rrec *r)
 {
-    if (!r->in_queue && r->emitted == r->n && r->settled == r->emitted)
-        rec_free(r);
+    if (r->in_queue || (r->emitted != r->n && !r->dropped) || r->settled != r->emitted)
+        return;
+    if (r->aprev != NULL)
+        r->aprev->anext = r->anext;
+    else
+        s->all = r->anext;
+    if (r->anext != NULL)
+        r->anext->aprev = r->aprev;
+    rec_free(r);
+}
+
+static rrec *find(rsrc *s, uint64_t id)
+{
+    for (rrec *r = s->all; r != NULL; r = r->anext)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static void unqueue_head_locked(rsrc *s)
+{
+    rrec *r = s->head;
+    s->head = r->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->count--;
+    r->next = NULL;
+    r->in_queue = 0;
+}
+
+/* drop_revoked drops the records at the front of the queue whose lease the
+ * inner source says is gone (a coordinator revoked it): nothing more of them
+ * is handed out, and the inner source gets them back. */
+static void drop_revoked(rsrc *s)
+{
+    while (s->head != NULL && s->inner->valid != NULL && !s->inner->valid(s->inner, &s->head->d)) {
+        rrec *r = s->head;
+        pthread_mutex_lock(&s->mu); /* resolvers walk the queue */
+        unqueue_head_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        /* a resolver may still be HEADing an attribute of it: wait for that */
+        pthread_mutex_lock(&s->mu);
+        for (uint32_t i = 0; i < r->n; i++)
+            while (r->attrs[i].state == A_RESOLVING)
+                pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        r->dropped = 1;
+        if (!r->released && !r->finished) {
+            r->released = 1;
+            s->inner->release(s->inner, &r->d);
+        }
+        maybe_free(s, r);
+    }
 }
 
 static int rec_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbuf *eb)
 {
     rsrc *s = (rsrc *)base;
+    if (s->drained)
+        return S3S_EEOF;
+    drop_revoked(s);
     int rc = fill(s, wait);
     if (rc != 0)
         return s3s__err_set(eb, rc, "out of memory");
+    drop_revoked(s); /* fill may have polled the inner source's revocations */
     rrec *r = s->head;
     if (r == NULL) {
         if (s->inner_err)
@@ -353,17 +424,11 @@ static int rec_next(s3s__source *base, s3s__item_desc *out, int wait, s3s__errbu
     out->line = r->d.line;
     out->attr_index = r->emitted;
     out->attr_count = r->n;
-    out->token = (uint64_t)(uintptr_t)r;
+    out->token = r->id;
     pthread_mutex_lock(&s->mu); /* resolvers read emitted and the queue */
     r->emitted++;
-    if (r->emitted == r->n) { /* fully handed out: leaves the queue */
-        s->head = r->next;
-        if (s->head == NULL)
-            s->tail = NULL;
-        s->count--;
-        r->next = NULL;
-        r->in_queue = 0;
-    }
+    if (r->emitted == r->n) /* fully handed out: leaves the queue */
+        unqueue_head_locked(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -372,31 +437,66 @@ static int rec_commit(s3s__source *base, const s3s__item_desc *d, uint64_t offse
                       s3s__errbuf *eb)
 {
     rsrc *s = (rsrc *)base;
-    rrec *r = (rrec *)(uintptr_t)d->token;
+    rrec *r = find(s, d->token);
     (void)offset;
+    if (r == NULL || d->attr_index >= r->n)
+        return s3s__err_set(eb, S3S_ESTALE, "the lease of this record was revoked");
     if (!done)
         return 0; /* the record is the unit: partial progress is not passed on */
-    r->done++;
-    r->settled++;
+    rattr *a = &r->attrs[d->attr_index];
     int rc = 0;
-    if (r->done == r->n && !r->released && !r->finished) {
+    if (r->dropped || r->failed) {
+        char loc[1200];
+        where(s, r, loc, sizeof(loc));
+        rc = s3s__err_set(eb, S3S_ESTALE, "%s: the lease of this record was revoked", loc);
+    }
+    if (a->settled)
+        return rc;
+    a->settled = 1;
+    r->settled++;
+    r->done++;
+    if (rc == 0 && r->done == r->n && !r->released && !r->finished) {
         r->finished = 1;
         rc = s->inner->commit(s->inner, &r->d, r->d.size, 1, eb);
+        r->failed = rc != 0;
     }
-    maybe_free(r);
+    maybe_free(s, r);
     return rc;
 }
 
 static void rec_release(s3s__source *base, const s3s__item_desc *d)
 {
     rsrc *s = (rsrc *)base;
-    rrec *r = (rrec *)(uintptr_t)d->token;
+    rrec *r = find(s, d->token);
+    if (r == NULL || d->attr_index >= r->n || r->attrs[d->attr_index].settled)
+        return;
+    r->attrs[d->attr_index].settled = 1;
     r->settled++;
     if (!r->released && !r->finished) {
         r->released = 1;
         s->inner->release(s->inner, &r->d);
     }
-    maybe_free(r);
+    maybe_free(s, r);
+}
+
+static int rec_valid(s3s__source *base, const s3s__item_desc *d)
+{
+    rsrc *s = (rsrc *)base;
+    rrec *r = find(s, d->token);
+    return r != NULL && !r->dropped && !r->failed && s->inner->valid(s->inner, &r->d);
+}
+
+static int rec_drain(s3s__source *base, const char *reason, s3s__errbuf *eb)
+{
+    rsrc *s = (rsrc *)base;
+    s->drained = 1; /* nothing more is handed out; records out stay until settled */
+    return s->inner->drain(s->inner, reason, eb);
+}
+
+static void rec_fetched(s3s__source *base, uint64_t n)
+{
+    rsrc *s = (rsrc *)base;
+    s->inner->fetched(s->inner, n);
 }
 
 static void rec_destroy(s3s__source *base)
@@ -415,13 +515,14 @@ static void rec_destroy(s3s__source *base)
     free(s->clients);
     free(s->tids);
     free(s->ts);
-    while (s->head != NULL) {
-        rrec *r = s->head;
-        s->head = r->next;
+    while (s->all != NULL) { /* queued, and out with items not settled */
+        rrec *r = s->all;
+        s->all = r->anext;
         if (!r->released && !r->finished)
             s->inner->release(s->inner, &r->d);
         rec_free(r);
     }
+    s->head = s->tail = NULL;
     if (s->inner)
         s->inner->destroy(s->inner);
     pthread_cond_destroy(&s->cv);
@@ -477,6 +578,9 @@ int s3s__source_records_create(s3s__source **out, s3s__source *inner, const char
         s->nthreads = i + 1;
     }
     s->inner = inner; /* taken over only now that nothing can fail */
+    s->base.valid = inner->valid ? rec_valid : NULL;
+    s->base.drain = inner->drain ? rec_drain : NULL;
+    s->base.fetched = inner->fetched ? rec_fetched : NULL;
     *out = &s->base;
     return 0;
 }

@@ -22,6 +22,13 @@
  *   source once each of its attribute items is done; the first item that is
  *   released releases the record (a coordinator would hand the whole record
  *   out again). Partial offsets are not passed on.
+ * - Over a coordinator's leases (an inner source with valid/drain/fetched)
+ *   these pass through: an item is valid while its record's lease is; a
+ *   record whose lease was revoked is dropped when its turn comes (with
+ *   the rest of its attributes: the coordinator re-issues the record whole
+ *   from the lease's last committed record), and a commit of an attribute
+ *   of a dropped record fails with S3S_ESTALE; drain drains the inner source
+ *   and ends this one (S3S_EEOF).
  *
  * Like every source, it is called under the worker's source lock, one call
  * at a time; the resolver threads only touch the records' resolution state,

@@ -27,6 +27,13 @@
  * takes at most one lease more than it reads (Dynamic balance stays good).
  * "Nothing now" answers are remembered for their retry_ms (no request storm).
  *
+ * Augmented manifests (a records snapshot): a shard packs records, and its
+ * size, lease ranges and offsets count records, not bytes (the coordinator
+ * schedules them so). Each record of the range is one item (bucket "", key
+ * the record's JSON, line: what worker/records.c expands into attribute
+ * items) of size 1 in shard units, so the lease's position moves only when
+ * a whole record is committed done, i.e. after all of its attributes.
+ *
  * Fencing: a progress refused with S3S_ESTALE, or a token the heartbeat
  * thread reports revoked, kills the lease: its items still out fail their
  * next commit with S3S_ESTALE and those fetched ahead are skipped (valid).
@@ -34,6 +41,7 @@
  * finished (informational: grants carry their epoch). */
 #include "worker/source.h"
 
+#include "common/dataset/snapshot.h"
 #include "common/proto/msg.h"
 #include "s3shard/error.h"
 #include "worker/cache/cache.h"
@@ -84,7 +92,8 @@ typedef struct coord_src {
     s3s_job *job;
     s3s_snapshot *snap;
     s3s_plan *plan;
-    const char *bucket;
+    const char *bucket; /* NULL for a records snapshot */
+    int records; /* an augmented manifest: items are records, shard units are records */
     /* the hello's inventory (kept for re-hellos) */
     uint8_t snap_hash[S3S_PROTO_HASH_LEN]; /* what the inventory's shard ids refer to */
     int has_hash;
@@ -292,10 +301,11 @@ static int grant_add(coord_src *s, const s3s__msg_lease_grant *lg, uint64_t epoc
             return s3s__err_set(eb, S3S_EPROTO, "shard %llu past the snapshot",
                                 (unsigned long long)lg->shard);
         }
-        uint64_t b = base, eend = base + e.size;
+        uint64_t units = s->records ? 1 : e.size; /* a record is one unit of its shard */
+        uint64_t b = base, eend = base + units;
         base = eend;
-        int in = e.size > 0 ? (b < g->end && eend > g->start) : (b >= g->start && b <= g->end);
-        if (!in || s3s__keypath_is_folder_marker(e.key, e.key_len, e.size))
+        int in = units > 0 ? (b < g->end && eend > g->start) : (b >= g->start && b <= g->end);
+        if (!in || (!s->records && s3s__keypath_is_folder_marker(e.key, e.key_len, e.size)))
             continue;
         citem *it = &g->items[g->n++];
         it->entry = sh.first + i;
@@ -371,7 +381,7 @@ static int emit(coord_src *s, cgrant *g, s3s__item_desc *out, s3s__errbuf *eb)
     s3s_entry e;
     s3s_snapshot_entry(s->snap, it->entry, &e);
     memset(out, 0, sizeof(*out));
-    out->bucket = strdup(s->bucket);
+    out->bucket = strdup(s->records ? "" : s->bucket);
     out->key = strndup(e.key, e.key_len);
     out->etag = strdup(e.etag);
     if (!out->bucket || !out->key || !out->etag) {
@@ -379,7 +389,9 @@ static int emit(coord_src *s, cgrant *g, s3s__item_desc *out, s3s__errbuf *eb)
         return s3s__err_set(eb, S3S_ENOMEM, "out of memory");
     }
     out->size = e.size;
-    out->offset = it->off;
+    out->offset = s->records ? 0 : it->off; /* a record is read whole, or again */
+    if (s->records)
+        out->line = s3s__snapshot_entry_line(s->snap, (size_t)it->entry);
     if (g->epoch != s->epoch) {
         s->epoch = g->epoch;
         s->position = 0;
@@ -575,12 +587,8 @@ static int load_dataset(coord_src *s, const char *want_channel, s3s__errbuf *eb)
             s3s_plan_opts po;
             s3s_plan_opts_init(&po);
             s3s_plan_opts_from_channel(&po, ch, 0);
-            if (s3s_snapshot_kind_get(s->snap) == S3S_SNAP_RECORDS)
-                rc = s3s__err_set(eb, S3S_ENOTSUP,
-                                  "channel %s: an augmented manifest cannot be read through a "
-                                  "coordinator yet: run this Pipe channel with --static",
-                                  ch->name);
-            else if ((s->bucket = s3s_snapshot_bucket(s->snap)) == NULL)
+            s->records = s3s_snapshot_kind_get(s->snap) == S3S_SNAP_RECORDS;
+            if (!s->records && (s->bucket = s3s_snapshot_bucket(s->snap)) == NULL)
                 rc = s3s__err_set(eb, S3S_ENOTSUP, "channel %s: snapshot of %s is not in S3",
                                   ch->name, s3s_snapshot_source(s->snap));
             else if (s3s_plan_create(&s->plan, s->snap, &po, &ei) != 0)
@@ -680,7 +688,7 @@ int s3s__source_coord_connect(s3s__source *base, struct s3s__cache *cache, uint3
     s->chs[0] = s->channel;
     co.channels = s->chs;
     co.n_channels = 1;
-    if (cache != NULL && s->has_hash) {
+    if (cache != NULL && s->has_hash && !s->records) { /* records are not cached objects */
         s3s__errbuf ieb = {{0}};
         int tr = 0;
         if (s3s__coord_inventory(cache, s->snap, s->plan, S3S_PROTO_INV_MAX, &s->inv, &s->n_inv,

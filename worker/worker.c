@@ -138,19 +138,33 @@ int s3s__worker_create_src(s3s_worker **out, const s3s_worker_opts *opts, s3s__s
 static int create_coord(s3s_worker **out, const s3s_worker_opts *opts, s3s_errinfo *err)
 {
     s3s__errbuf eb = {{0}};
-    s3s__source *src = NULL;
+    s3s__source *src = NULL, *coord = NULL;
     s3s_worker *w = NULL;
-    int rc = s3s__source_coord_create(&src, opts, &eb);
+    int rc = s3s__source_coord_create(&coord, opts, &eb);
+    src = coord;
+    if (rc == 0 && s3s_snapshot_kind_get(s3s__source_coord_snapshot(coord)) == S3S_SNAP_RECORDS) {
+        /* augmented manifest: the leased records become one item per attribute */
+        s3s__source *rs = NULL;
+        unsigned nres = opts->connections < 8 ? (opts->connections ? opts->connections : 1) : 8;
+        rc = s3s__source_records_create(&rs, coord,
+                                        s3s_snapshot_source(s3s__source_coord_snapshot(coord)),
+                                        &opts->s3, nres, RECORDS_AHEAD, &eb);
+        if (rc == 0)
+            src = rs;
+        else
+            coord->destroy(coord);
+    }
     if (rc == 0) {
         s3s_worker_opts o = *opts;
-        o.job = s3s__source_coord_job(src); /* its cache limit */
+        o.job = s3s__source_coord_job(coord); /* its cache limit */
         rc = s3s__worker_create_src(&w, &o, src, &eb);
         if (rc != 0)
             src->destroy(src);
     }
     uint32_t rank = 0, world = 0;
     if (rc == 0) {
-        rc = s3s__source_coord_connect(src, w->cache, &rank, &world, &eb);
+        w->coord = coord;
+        rc = s3s__source_coord_connect(coord, w->cache, &rank, &world, &eb);
         if (rc != 0)
             worker_free(w);
     }

@@ -101,6 +101,7 @@ struct s3s_worker {
     char *s3_strs[8];
     s3s__cache *cache;
     s3s__source *src;
+    s3s__source *coord; /* the coordinator source (src, or inside it: records), or NULL */
     s3s_snapshot *owned_snap;
 
     pthread_mutex_t src_mu;

@@ -204,9 +204,9 @@ static const char *const k_shuffle[] = {"Seed", NULL};
 static const char *const k_ours[] = {
     "Epochs",   "ShardTargetBytes", "LeaseSeconds", "CacheLimitBytes", "StateDir", "StateUri",
     "DataRoot", "DropRemainder",    "EqualSteps",   "Channels",        NULL};
-static const char *const k_ours_ch[] = {"Distribution",   "BalanceBy",        "ShardTargetBytes",
-                                        "LocalPath",      "ManifestMetadata", "MaxRecordBytes",
-                                        "SkipBadRecords", "EqualSteps",       NULL};
+static const char *const k_ours_ch[] = {
+    "Distribution",   "BalanceBy",      "ShardTargetBytes", "LocalPath",       "ManifestMetadata",
+    "MaxRecordBytes", "SkipBadRecords", "EqualSteps",       "RecordsPerShard", NULL};
 
 static const char *const n_s3type[] = {"S3Prefix", "ManifestFile", "AugmentedManifestFile", NULL};
 static const char *const n_s3dist[] = {"FullyReplicated", "ShardedByS3Key", NULL};
@@ -429,6 +429,10 @@ static int parse_ours_channel(s3s_job *job, s3s_channel *c, const json_t *o, con
         return rc;
     if ((rc = get_bool(o, "SkipBadRecords", path, 0, &c->skip_bad_records, e)))
         return rc;
+    uint64_t rps = 0;
+    if ((rc = get_u64(o, "RecordsPerShard", path, 0, 65536, c->records_per_shard, &rps, e)))
+        return rc;
+    c->records_per_shard = (uint32_t)rps;
     if ((rc = get_enum(o, "EqualSteps", path, n_equal, (int)c->equal_steps, &v, e)))
         return rc;
     c->equal_steps = (s3s_equal_steps)v;
@@ -724,6 +728,8 @@ static json_t *ours_channel_json(const s3s_channel *c)
     set_u64(o, "MaxRecordBytes", c->max_record_bytes);
     json_object_set_new(o, "SkipBadRecords", json_boolean(c->skip_bad_records));
     set_str(o, "EqualSteps", n_equal[c->equal_steps]);
+    if (c->records_per_shard != 0) /* absent when automatic: the job hash stays */
+        set_u64(o, "RecordsPerShard", c->records_per_shard);
     return o;
 }
 

@@ -41,16 +41,41 @@ void s3s_plan_opts_from_channel(s3s_plan_opts *o, const s3s_channel *ch, uint64_
     o->epoch = epoch;
     o->distribution = ch->distribution;
     o->balance = ch->balance;
+    o->records_per_shard = ch->records_per_shard;
+}
+
+/* records_per_shard: augmented-manifest records are packed by count (their
+ * JSON size says nothing of the objects they reference). Automatic: count /
+ * 1024 clamped to 1 .. 256, so a manifest of up to 2047 records keeps one
+ * record per shard, and millions of records make thousands of shards. */
+static uint64_t records_per_shard(const s3s_snapshot *s, uint32_t opt)
+{
+    if (opt > 0)
+        return opt < MAX_PER_SHARD ? opt : MAX_PER_SHARD;
+    uint64_t k = s->count / 1024;
+    return k < 1 ? 1 : k > 256 ? 256 : k;
 }
 
 /* count_shards / cut: greedy packing in snapshot order. An object of at least
  * the target is a shard alone; smaller neighbours are packed while the sum
- * stays within the target. Records are never packed. */
-static uint32_t cut(const s3s_snapshot *s, uint64_t target, uint32_t *first)
+ * stays within the target. Records are packed by count: every shard holds
+ * records_per_shard records, the last one the rest. */
+static uint32_t cut(const s3s_snapshot *s, const s3s_plan_opts *o, uint32_t *first)
 {
-    uint64_t count = s->count, i = 0;
+    uint64_t count = s->count, i = 0, target = o->shard_target_bytes;
     uint32_t n = 0;
-    int pack = target > 0 && s->kind != S3S_SNAP_RECORDS;
+    if (s->kind == S3S_SNAP_RECORDS) {
+        uint64_t k = records_per_shard(s, o->records_per_shard);
+        for (i = 0; i < count; i += k) {
+            if (first != NULL)
+                first[n] = (uint32_t)i;
+            n++;
+        }
+        if (first != NULL)
+            first[n] = (uint32_t)count;
+        return n;
+    }
+    int pack = target > 0;
     if (!pack) { /* a shard per entry: no need to touch the records */
         for (i = 0; first != NULL && i <= count; i++)
             first[i] = (uint32_t)i;
@@ -62,7 +87,7 @@ static uint32_t cut(const s3s_snapshot *s, uint64_t target, uint32_t *first)
         n++;
         uint64_t bytes = s->recs[i].size;
         uint64_t j = i + 1;
-        if (pack && bytes < target) {
+        if (bytes < target) {
             while (j < count && j - i < MAX_PER_SHARD && s->recs[j].size < target &&
                    bytes + s->recs[j].size <= target) {
                 bytes += s->recs[j].size;
@@ -92,7 +117,7 @@ int s3s_plan_create(s3s_plan **out, const s3s_snapshot *snap, const s3s_plan_opt
         return s3s__ei_set(e, S3S_ENOMEM, "out of memory");
     p->snap = snap;
     p->opts = *opts;
-    p->n = cut(snap, opts->shard_target_bytes, NULL);
+    p->n = cut(snap, opts, NULL);
     int packed = p->n != snap->count; /* else shard i is entry i: no table */
     if (packed)
         p->first = malloc(((size_t)p->n + 1) * sizeof(uint32_t));
@@ -102,7 +127,7 @@ int s3s_plan_create(s3s_plan **out, const s3s_snapshot *snap, const s3s_plan_opt
         return s3s__ei_set(e, S3S_ENOMEM, "out of memory (%u shards)", p->n);
     }
     if (packed)
-        cut(snap, opts->shard_target_bytes, p->first);
+        cut(snap, opts, p->first);
     s3s_epoch_permutation(p->order, p->n, opts->shuffle, opts->seed, opts->epoch);
     *out = p;
     return 0;

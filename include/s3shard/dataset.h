@@ -116,6 +116,8 @@ typedef struct s3s_channel {
     uint64_t max_record_bytes; /* cap on one manifest line/element; default 8 MiB */
     int skip_bad_records; /* 1: skip (and count) malformed manifest lines; default 0 */
     s3s_equal_steps equal_steps; /* S3Shard EqualSteps (channel, else job); default Off */
+    uint32_t records_per_shard; /* S3Shard RecordsPerShard (augmented manifests): records
+                                   packed into one shard; 0 (default) = automatic */
 } s3s_channel;
 
 /* s3s_job_settings: the job-wide "S3Shard" settings (defaults in docs/dataset.md). */
@@ -275,6 +277,9 @@ typedef struct s3s_plan_opts {
     uint64_t epoch; /* default 0 */
     s3s_distribution distribution; /* default FullyReplicated */
     s3s_balance balance; /* default count */
+    uint32_t records_per_shard; /* augmented-manifest records per shard, 1 .. 65536;
+                                   0 (default) = automatic: count / 1024 clamped to
+                                   1 .. 256 (docs/dataset.md "Shards") */
 } s3s_plan_opts;
 
 S3S_API void s3s_plan_opts_init(s3s_plan_opts *opts);

@@ -13,7 +13,14 @@
  * fails, a commit, the close), the item is dropped at its last commit (the
  * coordinator grants the rest again, maybe to us) and the rank leases again.
  * A read that fails under a live lease is retried from the last commit (the
- * item goes back to its lease) up to READ_RETRIES times in a row. */
+ * item goes back to its lease) up to READ_RETRIES times in a row.
+ *
+ * An augmented manifest's items are a record's attributes, and a record is
+ * committed whole: consume reads every attribute of a record and prints one
+ * line per record, epoch TAB line:N TAB 0 TAB bytes TAB sha256, where N is
+ * the record's line in the manifest and the hash is over its attributes'
+ * bytes in order (what a Pipe channel without RecordIO streams for it),
+ * before the last attribute's commit commits the record. */
 #include "common/crypto/hex.h"
 #include "common/crypto/sha256.h"
 #include "s3shard/error.h"
@@ -45,6 +52,10 @@ typedef struct consume {
     uint64_t bytes, pieces, revoked, retried;
     unsigned failed_reads; /* in a row, under live leases */
     uint8_t *buf;
+    /* the record being read (augmented manifests) */
+    s3s__sha256_ctx rsha;
+    uint64_t rbytes;
+    uint32_t rnext; /* the attribute expected next */
 } consume;
 
 static void sleep_ms(unsigned ms)
@@ -133,6 +144,66 @@ static int read_item(consume *k, s3s_item *it)
     return 0;
 }
 
+/* Reads one attribute of a record whole (the record is the unit: partial
+ * commits are not kept) and, after its last attribute, prints the record's
+ * line before the commit that commits the record. Returns 0 or 1. */
+static int read_attr(consume *k, s3s_item *it)
+{
+    const s3s_item_info *in = s3s_item_info_get(it);
+    s3s_reader *r = s3s_item_reader(it);
+    if (in->attr_index == 0 || in->attr_index != k->rnext) { /* a new record (or one again) */
+        s3s__sha256_init(&k->rsha);
+        k->rbytes = 0;
+        k->rnext = 0;
+        if (in->attr_index != 0)
+            return 0; /* the rest of a record whose beginning went elsewhere: skip */
+    }
+    uint64_t got = 0;
+    while (got < in->size && !g_drain) {
+        uint64_t left = in->size - got;
+        size_t n = 0;
+        int rc = s3s_reader_read(r, k->buf, left < CHUNK ? (size_t)left : CHUNK, &n);
+        s3s__sha256_update(&k->rsha, k->buf, n);
+        got += n;
+        if (rc != 0) {
+            fprintf(stderr, "s3shard consume: %s\n", s3s_reader_errmsg(r));
+            return 1;
+        }
+        if (n == 0)
+            break;
+    }
+    if (got < in->size)
+        return 0; /* drained: the record goes back whole at close */
+    k->rbytes += got;
+    k->rnext++;
+    if (k->rnext == in->attr_count) {
+        uint8_t d[32];
+        char hex[65];
+        s3s__sha256_final(&k->rsha, d);
+        s3s__hex_encode(d, 32, hex);
+        hex[64] = 0;
+        printf("%llu\tline:%llu\t0\t%llu\t%s\n", (unsigned long long)in->epoch,
+               (unsigned long long)in->record_line, (unsigned long long)k->rbytes, hex);
+        fflush(stdout);
+        k->pieces++;
+        k->bytes += k->rbytes;
+        k->rnext = 0;
+    }
+    int rc = s3s_item_commit(it, in->size);
+    if (rc == S3S_ESTALE) {
+        fprintf(stderr, "s3shard consume: %s\n", s3s_reader_errmsg(r));
+        k->revoked++;
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "s3shard consume: %s\n", s3s_reader_errmsg(r));
+        return 1;
+    }
+    if (k->step_ms && !g_drain && k->rnext == 0)
+        sleep_ms(k->step_ms);
+    return 0;
+}
+
 int s3s__cmd_consume(s3s__cli *g, int argc, char **argv)
 {
     consume k;
@@ -211,7 +282,7 @@ int s3s__cmd_consume(s3s__cli *g, int argc, char **argv)
             ret = s3s__cli_fail("consume", "%s", s3s_worker_errmsg(k.w));
             break;
         }
-        if (read_item(&k, it) != 0)
+        if ((s3s_item_info_get(it)->attribute ? read_attr(&k, it) : read_item(&k, it)) != 0)
             ret = 1;
         /* a finished item was committed as done by its last commit (an empty
          * one is by close); anything else goes back at its last commit */

@@ -39,8 +39,10 @@ static void table(const s3s__pval *root)
                  (unsigned long long)u(c, "epochs"));
         snprintf(sh, sizeof(sh), "%llu/%llu", (unsigned long long)u(c, "shards_done"),
                  (unsigned long long)u(c, "shards_total"));
-        snprintf(by, sizeof(by), "%llu/%llu", (unsigned long long)u(c, "bytes_committed"),
-                 (unsigned long long)u(c, "bytes_total"));
+        /* an augmented-manifest channel counts records, not bytes */
+        int rec = strcmp(s(c, "unit"), "records") == 0;
+        snprintf(by, sizeof(by), "%llu/%llu%s", (unsigned long long)u(c, "bytes_committed"),
+                 (unsigned long long)u(c, "bytes_total"), rec ? " rec" : "");
         printf(
             "%-16s %-16s %7s %15s %22s %7llu %9llu %7llu%s\n", s(c, "name"), s(c, "distribution"),
             ep, sh, by, (unsigned long long)u(c, "active_leases"),
@@ -50,10 +52,11 @@ static void table(const s3s__pval *root)
         for (uint32_t r = 0; rk && rk->type == S3S_PV_ARRAY && r < rk->n; r++) {
             const s3s__pval *x = &rk->v.items[r];
             const s3s__pval *rate = s3s__pval_get(x, "mb_per_s");
-            printf("  rank %-6llu %14llu bytes %10.2f MB/s %3llu leases\n",
+            printf("  rank %-6llu %14llu %s %10.2f %s %3llu leases\n",
                    (unsigned long long)u(x, "rank"), (unsigned long long)u(x, "bytes"),
-                   rate && rate->type == S3S_PV_FLOAT ? rate->v.f : 0.0,
-                   (unsigned long long)u(x, "live_leases"));
+                   rec ? "records" : "bytes",
+                   (rate && rate->type == S3S_PV_FLOAT ? rate->v.f : 0.0) * (rec ? 1e6 : 1.0),
+                   rec ? "rec/s" : "MB/s", (unsigned long long)u(x, "live_leases"));
         }
         const s3s__pval *es = s3s__pval_get(c, "epoch_stats");
         for (uint32_t e = 0; es && es->type == S3S_PV_ARRAY && e < es->n; e++) {

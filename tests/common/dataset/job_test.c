@@ -323,6 +323,38 @@ static void test_equal_steps(void **state)
     parse_fail(buf, S3S_ECONFIG, "$.S3Shard.Channels.val");
 }
 
+static void test_records_per_shard(void **state)
+{
+    (void)state;
+    const char *spec = "{\"InputDataConfig\": [{\"ChannelName\": \"gt\", \"DataSource\": "
+                       "{\"S3DataSource\": {\"S3DataType\": \"AugmentedManifestFile\", "
+                       "\"S3Uri\": \"s3://bkt/m.jsonl\", \"AttributeNames\": [\"a\"]}}, "
+                       "\"InputMode\": \"Pipe\"}], \"S3Shard\": %s}";
+    char buf[1024];
+    snprintf(buf, sizeof(buf), spec, "{}");
+    s3s_job *job = parse_ok(buf);
+    assert_int_equal(s3s_job_channel(job, 0)->records_per_shard, 0); /* automatic */
+    char *out = NULL;
+    assert_int_equal(s3s_job_to_json(job, &out, NULL), 0);
+    assert_null(strstr(out, "RecordsPerShard")); /* the default leaves the job hash alone */
+    free(out);
+    s3s_job_destroy(job);
+    snprintf(buf, sizeof(buf), spec, "{\"Channels\": {\"gt\": {\"RecordsPerShard\": 16}}}");
+    job = parse_ok(buf);
+    assert_int_equal(s3s_job_channel(job, 0)->records_per_shard, 16);
+    s3s_plan_opts po;
+    s3s_plan_opts_from_channel(&po, s3s_job_channel(job, 0), 0);
+    assert_int_equal(po.records_per_shard, 16);
+    assert_int_equal(s3s_job_to_json(job, &out, NULL), 0);
+    s3s_job *again = parse_ok(out);
+    assert_int_equal(s3s_job_channel(again, 0)->records_per_shard, 16);
+    s3s_job_destroy(again);
+    free(out);
+    s3s_job_destroy(job);
+    snprintf(buf, sizeof(buf), spec, "{\"Channels\": {\"gt\": {\"RecordsPerShard\": 65537}}}");
+    parse_fail(buf, S3S_ECONFIG, "$.S3Shard.Channels.gt");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_source_rules),
         cmocka_unit_test(test_negative_seed_and_load),
         cmocka_unit_test(test_equal_steps),
+        cmocka_unit_test(test_records_per_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,13 +122,34 @@ static void test_packing(void **state)
     assert_int_equal(s3s_plan_shard_count(p), 8);
     s3s_plan_destroy(p);
     s3s_snapshot_destroy(s);
-    /* records are never packed */
+    /* records are packed by count, never by bytes: a small manifest keeps one
+     * record per shard */
     s = make_snap(8, sizes, S3S_SNAP_RECORDS);
     o.shard_target_bytes = 1000;
     assert_int_equal(s3s_plan_create(&p, s, &o, NULL), 0);
     assert_int_equal(s3s_plan_shard_count(p), 8);
     s3s_plan_destroy(p);
+    o.records_per_shard = 3; /* RecordsPerShard: 3 + 3 + 2 */
+    assert_int_equal(s3s_plan_create(&p, s, &o, NULL), 0);
+    assert_int_equal(s3s_plan_shard_count(p), 3);
+    uint64_t rfirst[] = {0, 3, 6}, rcount[] = {3, 3, 2};
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(s3s_plan_shard(p, i, &sh), 0);
+        assert_int_equal(sh.first, rfirst[i]);
+        assert_int_equal(sh.count, rcount[i]);
+    }
+    s3s_plan_destroy(p);
     s3s_snapshot_destroy(s);
+    /* automatic: count / 1024 records per shard, 1 .. 256 */
+    size_t rn[] = {2047, 2048, 5000, 300000}, rshards[] = {2047, 1024, 1250, 1172};
+    for (size_t t = 0; t < 4; t++) {
+        s = make_snap(rn[t], NULL, S3S_SNAP_RECORDS);
+        o.records_per_shard = 0;
+        assert_int_equal(s3s_plan_create(&p, s, &o, NULL), 0);
+        assert_int_equal(s3s_plan_shard_count(p), rshards[t]);
+        s3s_plan_destroy(p);
+        s3s_snapshot_destroy(s);
+    }
 }
 
 static void test_distribution_rules(void **state)
