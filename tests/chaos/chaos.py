@@ -51,7 +51,7 @@ import urllib.request
 
 EPOCHS = 3
 WORLD = 4
-STALE_MIRROR_MS = 8000  # --stale-mirror-seeds: the mirror interval of those runs
+STALE_MIRROR_MS = 4000  # --stale-mirror-seeds: the mirror interval of those runs
 NODES = {"A": (0, 1), "B": (2, 3)}
 CHANNELS = ("a", "b")
 
@@ -464,9 +464,7 @@ class Run:
             # a moment of progress, a sample (st), then everything at once, the
             # coordinator first: the next upload is a whole interval away, so
             # the sample holds progress the mirror lacks
-            self.wait_mirror_upload()
-            time.sleep(0.5)
-            st = self.status() or st
+            st = self.stale_moment(st)
             t_loss = time.time()
             self.coord.kill()
             for k in self.live():
@@ -526,6 +524,37 @@ class Run:
         keys = json.loads(self.E.proxy("stats")).get("keys", {})
         pre = "/" + self.uri[len("s3://"):] + "/journal"
         return sum(v.get("PUT", 0) for k, v in keys.items() if k.split("?")[0] == pre)
+
+    def stale_moment(self, st):
+        """Waits for a mirror upload, then for committed progress after it in
+        the same epochs (>= 256 KiB on some channel, or 2 s): a moment whose
+        progress the mirror lacks. Timing alone is not enough: on an idle
+        machine an epoch may end (an upload at its boundary) within any fixed
+        wait, on a loaded one nothing may be committed in it. An epoch change
+        meanwhile starts over at the next upload. Returns the last sample."""
+        def shape(x):
+            return {c["name"]: (c["epoch"], c["bytes_committed"], c["finished"])
+                    for c in x["channels"]}
+        for _ in range(5):
+            self.wait_mirror_upload()
+            base = self.status()
+            if base is None:
+                continue
+            b = shape(base)
+            end = time.time() + 2.0
+            while True:
+                time.sleep(0.05)
+                cur = self.status()
+                if cur is None:
+                    continue
+                c = shape(cur)
+                self.samples.append((time.time(), {k: v[:2] for k, v in c.items()}))
+                if any(c[k][0] != b[k][0] or c[k][2] for k in b):
+                    break  # an epoch ended: its boundary uploads; try again
+                if (any(c[k][1] - b[k][1] >= 256 << 10 for k in b) or
+                        (time.time() > end and any(c[k][1] > b[k][1] for k in b))):
+                    return cur
+        return self.status() or st
 
     def wait_mirror_upload(self):
         n = self.journal_puts()

@@ -9,13 +9,9 @@
 # the bytes downloaded after the loss are exactly what the new ranks had to
 # read (the fault proxy's per-key byte counts: nothing consumed is downloaded
 # again).
-# Seed 8 loses the cluster while the mirror is behind (--mirror-interval-ms
-# 8000; half a second after an upload everything is SIGKILLed at once, the
-# coordinator first): progress
-# committed after the mirror's last upload is lost and read again (at most two
-# mirror intervals of progress), nothing the mirror had committed is read or
-# downloaded again, and coverage stays exact.
+# The stale-mirror variant (chaos.py --stale-mirror-seeds) is soak-only for
+# now: see docs/resume.md, "a stale mirror".
 set -euo pipefail
 exec python3 "$S3SHARD_SOURCE_DIR/tests/chaos/chaos.py" --build "$S3SHARD_BUILD_DIR" \
-    --s3rver "$S3SHARD_S3RVER_JS" --seeds 7,8 --stale-mirror-seeds 8 --objects 600 --total-mb 60 --max-mb 12 \
+    --s3rver "$S3SHARD_S3RVER_JS" --seeds 7,8 --objects 600 --total-mb 60 --max-mb 12 \
     --cluster-loss --loss-after 3 --run-timeout 240

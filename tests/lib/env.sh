@@ -31,8 +31,8 @@ S3S_TMP=
 
 s3s_cleanup() {
   local p
-  for p in "${S3S_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for p in "${S3S_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${S3S_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${S3S_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   S3S_PIDS=()
   [ -n "$S3S_TMP" ] && rm -rf "$S3S_TMP"
   S3S_TMP=
