@@ -20,6 +20,7 @@
 #include "s3shard/error.h"
 #include "s3shard/s3.h"
 #include "s3shard/worker.h"
+#include "tests/support/coordfix.h"
 #include "tests/support/testenv.h"
 
 #define BUCKET "crk"
@@ -99,43 +100,12 @@ static int teardown(void **state)
 
 static s3s_coord *coord_start(const char *name)
 {
-    char dir[600];
-    snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
-    s3s_coord_opts o;
-    s3s_coord_opts_init(&o);
-    o.job_path = job_path;
-    o.state_dir = dir;
-    o.listen = url;
-    o.world_size = 1;
-    o.endpoint = srv.endpoint;
-    char err[512];
-    s3s_coord *c = NULL;
-    int rc = s3s_coord_create(&c, &o, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("coordinator: %s", err);
-    assert_int_equal(s3s_coord_start(c), 0);
-    return c;
+    return s3s_test_coordfix_start(tmp, name, job_path, url, &srv);
 }
 
 static s3s_worker *worker(void)
 {
-    s3s_worker_opts o;
-    s3s_worker_opts_init(&o);
-    o.coordinator = url;
-    o.channel = "train";
-    o.rank = 0;
-    o.world_size = 1;
-    o.connections = 2;
-    o.s3.endpoint = srv.endpoint;
-    o.s3.access_key_id = "S3RVER";
-    o.s3.secret_access_key = "S3RVER";
-    o.s3.region = "us-east-1";
-    s3s_worker *w = NULL;
-    s3s_errinfo ei = {0};
-    int rc = s3s_worker_create(&w, &o, &ei);
-    if (rc != 0)
-        fail_msg("worker: %s", ei.msg);
-    return w;
+    return s3s_test_coordfix_worker(url, &srv, 2);
 }
 
 static void fresh_url(void)
