@@ -11,6 +11,7 @@
 #include "common/util/log.h"
 #include "s3shard/error.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +129,14 @@ void s3s__blk_unref_locked(s3s_worker *w, s3s__blk *b)
     free(b);
 }
 
-s3s__blk *s3s__blk_want_locked(s3s_worker *w, s3s__obj *o, uint32_t idx, int prio, int force)
+s3s__blk *s3s__blk_want_locked(s3s_worker *w, s3s__obj *o, uint32_t idx, uint64_t from, int prio,
+                               int force)
 {
     s3s__blk *b = o->slots[idx];
+    if (b != NULL && b->skip > from) {
+        s3s__slot_drop_locked(w, o, idx); /* it lacks bytes wanted now */
+        b = NULL;
+    }
     if (b != NULL) {
         if (prio < b->prio && b->state == BLK_QUEUED) {
             q_unlink(w, b);
@@ -156,6 +162,8 @@ s3s__blk *s3s__blk_want_locked(s3s_worker *w, s3s__obj *o, uint32_t idx, int pri
     b->idx = idx;
     b->off = off;
     b->len = len;
+    b->skip = from < len ? from : 0;
+    b->avail = b->skip;
     b->fd = -1;
     b->obj = o;
     __atomic_add_fetch(&o->refs, 1, __ATOMIC_ACQ_REL);
@@ -203,7 +211,8 @@ typedef struct getctx {
     s3s_worker *w;
     s3s__blk *b;
     s3s__cache_writer *cw;
-    uint64_t got;
+    uint64_t got; /* the block's bytes are filled up to here */
+    uint64_t end; /* the GET's end (the block's, or where a partial cached tail starts) */
     s3s__errbuf ceb;
 } getctx;
 
@@ -211,7 +220,7 @@ static int on_body(void *ud, const void *p, size_t n)
 {
     getctx *g = ud;
     s3s__blk *b = g->b;
-    if (g->got + n > b->len)
+    if (g->got + n > g->end)
         return S3S_ETOOBIG;
     memcpy(b->buf + g->got, p, n);
     g->got += n;
@@ -256,11 +265,36 @@ static void open_entry(s3s_worker *w, s3s__obj *o)
     pthread_mutex_unlock(&o->ce_mu);
 }
 
+/* copy_tail reads bytes [from, b->len) of the block from a cached partial
+ * block (verified when the cache handed it over) into the buffer, making
+ * them available to readers. */
+static int copy_tail(s3s_worker *w, s3s__blk *b, const s3s__cache_block *tail, getctx *g)
+{
+    while (g->got < b->len) {
+        ssize_t m = pread(tail->fd, b->buf + g->got, b->len - g->got, (off_t)g->got);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0)
+            return S3S_EIO;
+        g->got += (uint64_t)m;
+        pthread_mutex_lock(&w->mu);
+        b->avail = g->got;
+        if (b->wake_at != 0 && b->avail >= b->wake_at) {
+            b->wake_at = 0;
+            pthread_cond_broadcast(&w->cv_done);
+        }
+        w->st.cache_hit_bytes += (uint64_t)m;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return 0;
+}
+
 static void run_block(fthread *t, s3s__blk *b)
 {
     s3s_worker *w = t->w;
     s3s__obj *o = b->obj;
-    getctx g = {.w = w, .b = b};
+    getctx g = {.w = w, .b = b, .got = b->skip, .end = b->len};
+    s3s__cache_block tail = {.fd = -1};
     int rc;
     if (o->data != NULL) { /* an inline record attribute: its bytes are here */
         uint8_t *copy = malloc(b->len ? b->len : 1);
@@ -278,8 +312,11 @@ static void run_block(fthread *t, s3s__blk *b)
     open_entry(w, o);
     if (o->ce != NULL) {
         s3s__cache_block hit = {.fd = -1};
-        rc = s3s__cache_claim(o->ce, b->idx, CLAIM_TIMEOUT_MS, &g.cw, &hit, &g.ceb);
-        if (rc == 0 && g.cw == NULL) {
+        rc = s3s__cache_claim_from(o->ce, b->idx, b->skip, CLAIM_TIMEOUT_MS, &g.cw, &hit, &g.ceb);
+        if (rc == 0 && g.cw != NULL && hit.fd >= 0) {
+            tail = hit; /* a partial block holds [hit.skip, len): fetch only what is before */
+            g.end = hit.skip;
+        } else if (rc == 0 && g.cw == NULL) {
             pthread_mutex_lock(&w->mu);
             b->fd = hit.fd;
             b->from_cache = 1;
@@ -289,7 +326,7 @@ static void run_block(fthread *t, s3s__blk *b)
                 mem_sub(w, b->len);
             }
             w->st.cache_hits++;
-            w->st.cache_hit_bytes += b->len;
+            w->st.cache_hit_bytes += b->len - b->skip;
             b->state = BLK_DONE;
             pthread_cond_broadcast(&w->cv_done);
             pthread_mutex_unlock(&w->mu);
@@ -315,18 +352,28 @@ static void run_block(fthread *t, s3s__blk *b)
         b->buf = buf;
         w->st.gets++;
         pthread_mutex_unlock(&w->mu);
-        rc = s3s_s3_get(t->s3, o->bucket, o->key, b->off, b->len,
+        rc = s3s_s3_get(t->s3, o->bucket, o->key, b->off + b->skip, g.end - b->skip,
                         o->etag[0] != '\0' ? o->etag : NULL, on_body, &g, NULL);
-        if (rc == 0 && g.got != b->len)
+        if (rc == 0 && g.got != g.end)
             rc = S3S_ESHORT;
+        if (rc == 0 && tail.fd >= 0 && copy_tail(w, b, &tail, &g) != 0) {
+            /* the cached tail went bad under us: fetch it after all */
+            g.end = b->len;
+            rc = s3s_s3_get(t->s3, o->bucket, o->key, b->off + g.got, b->len - g.got,
+                            o->etag[0] != '\0' ? o->etag : NULL, on_body, &g, NULL);
+            if (rc == 0 && g.got != b->len)
+                rc = S3S_ESHORT;
+        }
     }
+    s3s__cache_block_release(&tail);
     char *msg = NULL;
     if (rc != 0 && rc != S3S_ECLOSED) {
         const char *detail = s3s_s3_errmsg(t->s3);
         size_t need = strlen(o->key) + strlen(detail ? detail : "") + 96;
         msg = malloc(need);
         if (msg != NULL)
-            snprintf(msg, need, "GET %s bytes %llu-%llu: %s", o->key, (unsigned long long)b->off,
+            snprintf(msg, need, "GET %s bytes %llu-%llu: %s", o->key,
+                     (unsigned long long)(b->off + b->skip),
                      (unsigned long long)(b->off + b->len - 1),
                      detail && detail[0] ? detail : s3s_strerror(rc));
     }
@@ -334,7 +381,8 @@ static void run_block(fthread *t, s3s__blk *b)
         /* The block is whole in memory: one write (and one CRC pass) after
          * the GET instead of one per body callback while bytes arrive; the
          * reader has them already. */
-        if (rc == 0 && s3s__cache_writer_write(g.cw, b->buf, b->len, &g.ceb) != 0) {
+        if (rc == 0 &&
+            s3s__cache_writer_write(g.cw, b->buf + b->skip, b->len - b->skip, &g.ceb) != 0) {
             S3S_LOGW("cache write failed (%s): %s; going on without caching", o->key, g.ceb.msg);
             s3s__cache_writer_abort(g.cw);
             g.cw = NULL;

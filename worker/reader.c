@@ -32,6 +32,7 @@ int s3s__reader_setup(s3s_reader *r, s3s_worker *w, s3s__obj *obj, uint64_t pos)
     r->w = w;
     r->obj = obj;
     r->pos = pos;
+    r->start = pos;
     r->seq_next = pos;
     r->furthest = pos; /* bytes before a resume offset count as read */
     r->st.window = w->o.readahead_min;
@@ -113,13 +114,16 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
             wend = o->size;
         uint32_t last = (uint32_t)((wend - 1) / bs);
         keep_only_locked(w, o, idx, last);
-        s3s__blk *b = s3s__blk_want_locked(w, o, idx, 0, 1);
+        /* from the resume offset on, in the block holding it (or from this
+         * read, when it goes back before it) */
+        uint64_t lo = cur < r->start ? cur : r->start, boff0 = (uint64_t)idx * bs;
+        s3s__blk *b = s3s__blk_want_locked(w, o, idx, lo > boff0 ? lo - boff0 : 0, 0, 1);
         if (b == NULL) {
             rc = s3s__err_set(&r->eb, S3S_ENOMEM, "out of memory");
             break;
         }
         for (uint32_t j = idx + 1; j <= last; j++)
-            if (s3s__blk_want_locked(w, o, j, 0, 0) == NULL)
+            if (s3s__blk_want_locked(w, o, j, 0, 0, 0) == NULL)
                 break;
         uint64_t boff = cur - b->off;
         /* wait for every byte of this read that lies in this block */
@@ -276,7 +280,7 @@ void s3s__reader_prefetch(s3s_reader *r, uint64_t off)
         return;
     s3s_worker *w = r->w;
     pthread_mutex_lock(&w->mu);
-    (void)s3s__blk_want_locked(w, o, (uint32_t)(off / o->block_size), 1, 0);
+    (void)s3s__blk_want_locked(w, o, (uint32_t)(off / o->block_size), off % o->block_size, 1, 0);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -313,7 +313,7 @@ static int queue_first_locked(s3s_worker *w, s3s__ahead *a)
         return 1;
     }
     uint32_t idx = (uint32_t)(a->d.offset / a->obj->block_size);
-    if (s3s__blk_want_locked(w, a->obj, idx, 1, 0) == NULL)
+    if (s3s__blk_want_locked(w, a->obj, idx, a->d.offset % a->obj->block_size, 1, 0) == NULL)
         return 0;
     a->queued = 1;
     return 1;

@@ -44,7 +44,12 @@ typedef struct s3s__blk {
     int touched; /* a reader has counted it already */
     uint32_t idx;
     uint64_t off, len;
-    uint8_t *buf; /* len bytes, [0, avail) filled */
+    /* Bytes [0, skip) of the block are never fetched: a read resuming
+     * mid-block (a tail re-issued after a kill, a journal resume) needs only
+     * the rest, and downloading the consumed head again is what users pay
+     * for twice. A read of those bytes replaces the block by a whole one. */
+    uint64_t skip;
+    uint8_t *buf; /* len bytes (at block offsets), [skip, avail) filled */
     uint64_t avail;
     uint64_t wake_at; /* a reader sleeps until avail reaches this (0: nobody) */
     int fd; /* cache block fd when from_cache, else -1 */
@@ -73,6 +78,7 @@ struct s3s_reader {
     s3s__obj *obj;
     s3s_item *item; /* owning item, or NULL for s3s_reader_open */
     uint64_t pos;
+    uint64_t start; /* the resume offset it was opened at: bytes before it are not wanted */
     uint64_t seq_next; /* where a sequential read would continue */
     uint64_t seq_run; /* bytes read sequentially since the window last grew */
     uint64_t furthest; /* highest end of a read */
@@ -145,10 +151,13 @@ int s3s__obj_create(s3s_worker *w, const char *bucket, const char *key, const ch
  * last one closes the cache entry and frees it (its slots are empty by then:
  * the owner, a reader or a lookahead entry, drops them first). */
 void s3s__obj_unref(s3s_worker *w, s3s__obj *o);
-/* s3s__blk_want_locked returns the block in slot idx, queueing it at prio if
- * absent (w->mu held). force: queue even past the budget. Returns NULL when
- * not queued (budget) or on ENOMEM. */
-s3s__blk *s3s__blk_want_locked(s3s_worker *w, s3s__obj *o, uint32_t idx, int prio, int force);
+/* s3s__blk_want_locked returns the block in slot idx holding at least its
+ * bytes [from, len) (from: an offset in the block; 0 = whole), queueing it at
+ * prio if absent, or replacing a block in the slot that lacks some of them
+ * (w->mu held). force: queue even past the budget. Returns NULL when not
+ * queued (budget) or on ENOMEM. */
+s3s__blk *s3s__blk_want_locked(s3s_worker *w, s3s__obj *o, uint32_t idx, uint64_t from, int prio,
+                               int force);
 /* s3s__slot_drop_locked drops slot idx's reference (w->mu held). */
 void s3s__slot_drop_locked(s3s_worker *w, s3s__obj *o, uint32_t idx);
 /* s3s__blk_unref_locked drops a reference to a block (w->mu held); frees the

@@ -52,6 +52,7 @@ import urllib.request
 EPOCHS = 3
 WORLD = 4
 STALE_MIRROR_MS = 4000  # --stale-mirror-seeds: the mirror interval of those runs
+STALE_STEP_MS = 100  # and their ranks' --step-ms at least (a slower job)
 NODES = {"A": (0, 1), "B": (2, 3)}
 CHANNELS = ("a", "b")
 
@@ -298,6 +299,10 @@ class Run:
     def step_ms(self, rank):
         if self.mode == "ddp":
             return (0, 2, 10, 40)[rank]  # very different speeds
+        if self.stale:
+            # an epoch must outlast a few mirror intervals, or every moment
+            # between two uploads holds an epoch boundary (which uploads)
+            return max(self.E.args.step_ms, STALE_STEP_MS)
         return self.E.args.step_ms
 
     def reap(self):
@@ -327,9 +332,10 @@ class Run:
     def window(self, keys, st=None):
         """The in-flight window of processes: their ranks' live leases'
         uncommitted bytes in the coordinator (asked after the processes died,
-        before their successors replace them), each rounded down to the start of
-        its block (a tail resuming mid-block is fetched from the block's start;
-        one object per shard here, so shard offsets are object offsets)."""
+        before their successors replace them). A tail resuming mid-block is
+        fetched from its resume offset, not from its block's start: nothing
+        committed is downloaded again (one object per shard here, so shard
+        offsets are object offsets)."""
         st = st or self.status()
         if st is None:  # no answer: the worst case of 2 leases of the largest object
             return len(keys) * 2 * (self.E.largest + self.BLOCK)
@@ -338,7 +344,7 @@ class Run:
             for r in c.get("ranks", []):
                 if (r["rank"], c["name"]) in keys:
                     for shard, start, committed, end in r.get("leases", []):
-                        w += end - committed + committed % self.BLOCK
+                        w += end - committed
         return w
 
     def ev_kill_rank(self):
@@ -476,6 +482,7 @@ class Run:
             # one piece per process committed after the sample
             self.line_budget += self.window(set(self.ranks), st) + len(self.ranks) * self.cb
         else:
+            self.mid_object = self.wait_mid_object()
             for k in self.live():
                 self.ranks[k].kill()
             for k in list(self.ranks):
@@ -520,6 +527,24 @@ class Run:
         for k in sorted(self.ranks):
             self.start_rank(*k)
 
+    def wait_mid_object(self, secs=4.0):
+        """Waits (at most secs) until some rank is inside an object: a live
+        lease committed past its start and not at a block boundary, so the
+        loss cuts an object whose tail must resume mid-block (fetched from the
+        exact offset: nothing committed is downloaded again). Returns how many
+        such leases the last sample showed."""
+        end = time.time() + secs
+        n = 0
+        while time.time() < end:
+            st = self.status()
+            n = sum(1 for c in (st or {}).get("channels", []) for r in c.get("ranks", [])
+                    for shard, start, committed, stop in r.get("leases", [])
+                    if start < committed < stop and committed % self.BLOCK)
+            if n:
+                break
+            time.sleep(0.05)
+        return n
+
     def journal_puts(self):
         keys = json.loads(self.E.proxy("stats")).get("keys", {})
         pre = "/" + self.uri[len("s3://"):] + "/journal"
@@ -531,16 +556,19 @@ class Run:
         progress the mirror lacks. Timing alone is not enough: on an idle
         machine an epoch may end (an upload at its boundary) within any fixed
         wait, on a loaded one nothing may be committed in it. An epoch change
-        meanwhile starts over at the next upload. Returns the last sample."""
+        meanwhile starts over at the next upload; a channel finished at the
+        upload is left out (nothing of it can be lost). Returns the last sample."""
         def shape(x):
             return {c["name"]: (c["epoch"], c["bytes_committed"], c["finished"])
                     for c in x["channels"]}
-        for _ in range(5):
+        for _ in range(12):
             self.wait_mirror_upload()
             base = self.status()
             if base is None:
                 continue
-            b = shape(base)
+            b = {k: v for k, v in shape(base).items() if not v[2]}
+            if not b:
+                break
             end = time.time() + 2.0
             while True:
                 time.sleep(0.05)
@@ -550,6 +578,7 @@ class Run:
                 c = shape(cur)
                 self.samples.append((time.time(), {k: v[:2] for k, v in c.items()}))
                 if any(c[k][0] != b[k][0] or c[k][2] for k in b):
+                    log("stale moment: an epoch ended meanwhile (%s -> %s); again" % (b, c))
                     break  # an epoch ended: its boundary uploads; try again
                 if (any(c[k][1] - b[k][1] >= 256 << 10 for k in b) or
                         (time.time() > end and any(c[k][1] > b[k][1] for k in b))):
@@ -577,6 +606,13 @@ class Run:
         self.mirror_rows = {}
         for b in before["channels"]:
             a = [x for x in st["channels"] if x["name"] == b["name"]][0]
+            if a["epoch"] > b["epoch"] and not b["finished"]:
+                # the epoch ended between the sample and the kill: its
+                # boundary upload holds all of it; nothing of it is lost
+                log("stale mirror: channel %s ended epoch %d after the sample" %
+                    (b["name"], b["epoch"]))
+                self.stale_lag[b["name"]] = 0
+                continue
             if a["epoch"] != b["epoch"]:
                 self.violation("stale mirror: channel %s resumed in epoch %d, lost in epoch %d "
                                "(the mirror uploads at every epoch boundary)" %
@@ -891,6 +927,7 @@ class Run:
                 "ddp_samples": getattr(self, "ddp_counts", None),
                 "loss_at": getattr(self, "loss_at", None),
                 "stale_lag": getattr(self, "stale_lag", None),
+                "mid_object_at_loss": getattr(self, "mid_object", None),
                 "violations": len(self.violations)}
 
 

@@ -781,7 +781,70 @@ static void test_resume_offset(void **state)
     s3s_worker_stats st;
     s3s_worker_stats_get(w, &st);
     assert_int_equal(st.items_done, 2);
+    /* not one byte before the resume offset came from S3 */
+    assert_int_equal(st.get_bytes, objs[5].size - (3 * BS + 17));
     s3s_worker_destroy(w);
+}
+
+/* Reads items of objs[5] through a worker with a disk cache, returning the
+ * bytes it got from S3 and from the cache. offset: where the item resumes. */
+static void read_item_cached(const char *cache, uint64_t offset, uint64_t *s3_bytes,
+                             uint64_t *cache_bytes)
+{
+    s3s_worker_opts o;
+    wopts(&o, NULL, cache);
+    s3s__item_desc d;
+    memset(&d, 0, sizeof(d));
+    d.bucket = strdup(BUCKET);
+    d.key = strdup(objs[5].key);
+    d.etag = strdup(objs[5].etag);
+    d.size = objs[5].size;
+    d.offset = offset;
+    s3s__source *src = NULL;
+    s3s__errbuf eb = {{0}};
+    assert_int_equal(s3s__source_list_create(&src, &d, 1, &eb), 0);
+    s3s_worker *w = NULL;
+    assert_int_equal(s3s__worker_create_src(&w, &o, src, &eb), 0);
+    s3s_item *it = NULL;
+    assert_int_equal(s3s_worker_next(w, &it), 0);
+    size_t len = 0;
+    uint8_t *got = read_all(s3s_item_reader(it), 5000, &len);
+    assert_int_equal(len, objs[5].size - offset);
+    assert_same(got, objs[5].data + offset, len);
+    free(got);
+    assert_int_equal(s3s_item_close(it), 0);
+    s3s_worker_stats st;
+    s3s_worker_stats_get(w, &st);
+    *s3_bytes = st.get_bytes;
+    *cache_bytes = st.cache_hit_bytes;
+    s3s_worker_destroy(w);
+}
+
+/* With a disk cache, a resume mid-block caches the part it fetched (a partial
+ * block); a later resume before it, then a whole read, fetch only what the
+ * cache lacks: every byte of the object comes from S3 exactly once. */
+static void test_resume_offset_cached(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("wresume");
+    uint64_t size = objs[5].size, a = 3 * BS + 17, b = 3 * BS - 100, s3 = 0, hit = 0;
+    read_item_cached(dir, a, &s3, &hit);
+    assert_int_equal(s3, size - a);
+    assert_int_equal(hit, 0);
+    read_item_cached(dir, a + 5, &s3, &hit); /* later in the same block: all cached */
+    assert_int_equal(s3, 0);
+    assert_int_equal(hit, size - (a + 5));
+    read_item_cached(dir, b, &s3, &hit); /* block 2 from b, block 3's head */
+    assert_int_equal(s3, a - b);
+    assert_int_equal(hit, size - a);
+    read_item_cached(dir, 0, &s3, &hit); /* the whole object: blocks 0, 1 and 2's head */
+    assert_int_equal(s3, b);
+    assert_int_equal(hit, size - b);
+    read_item_cached(dir, 0, &s3, &hit);
+    assert_int_equal(s3, 0);
+    assert_int_equal(hit, size);
+    s3s_test_rmtree(dir);
+    free(dir);
 }
 
 int main(void)
@@ -800,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_early_close),
         cmocka_unit_test(test_resume_offset),
+        cmocka_unit_test(test_resume_offset_cached),
         cmocka_unit_test(test_reader_prefetch),
         cmocka_unit_test(test_reader_pread_fd),
     };

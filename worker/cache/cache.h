@@ -74,10 +74,13 @@ typedef struct s3s__cache s3s__cache;
 typedef struct s3s__cache_entry s3s__cache_entry;
 typedef struct s3s__cache_writer s3s__cache_writer;
 
-/* A held block: data bytes [0, len) of fd. Release with s3s__cache_block_release. */
+/* A held block: data bytes [skip, len) of fd, at their offsets in the block
+ * (skip > 0 only for a partial block: see s3s__cache_claim_from). Release
+ * with s3s__cache_block_release. */
 typedef struct s3s__cache_block {
     int fd; /* -1 when empty */
     uint64_t len;
+    uint64_t skip; /* the first bytes, not held (0: the whole block) */
 } s3s__cache_block;
 
 typedef struct s3s__cache_stats {
@@ -144,8 +147,8 @@ uint32_t s3s__cache_entry_nblocks(const s3s__cache_entry *e);
 uint64_t s3s__cache_entry_block_len(const s3s__cache_entry *e, uint32_t idx);
 const char *s3s__cache_entry_hash(const s3s__cache_entry *e);
 
-/* s3s__cache_lookup returns 0 and an open block, or S3S_ENOTFOUND (a miss: no
- * block, or a damaged one, which is deleted), S3S_EINVAL (idx out of range)
+/* s3s__cache_lookup returns 0 and an open whole block, or S3S_ENOTFOUND (a
+ * miss: no block, a partial one, or a damaged one, which is deleted), S3S_EINVAL (idx out of range)
  * or S3S_EIO. A hit refreshes the block's LRU time. */
 int s3s__cache_lookup(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out, s3s__errbuf *eb);
 /* s3s__cache_block_release closes the block's fd. NULL-safe, idempotent. */
@@ -159,11 +162,23 @@ void s3s__cache_block_release(s3s__cache_block *b);
  * S3S_ETIMEDOUT. A claim held by a dead process is taken over. */
 int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cache_writer **out_w,
                      s3s__cache_block *out_hit, s3s__errbuf *eb);
-/* s3s__cache_writer_write appends bytes of the block. Writing past the
- * block's length fails with S3S_ETOOBIG. On failure the writer stays valid
- * and must still be aborted. */
+/* s3s__cache_claim_from is s3s__cache_claim for a caller that needs only the
+ * bytes [from, len) of the block (a read resuming mid-block: the bytes before
+ * were consumed already and must not be downloaded again). A block holding
+ * at least those bytes is a hit (out_hit->skip <= from). Otherwise the
+ * writer takes bytes [from, len) and commits a partial block (skip = from)
+ * unless from is 0; and when a partial block holding a later part is there
+ * (out_w set and out_hit->fd >= 0: its bytes [out_hit->skip, len)), the
+ * caller may copy those from it instead of fetching them; it releases
+ * out_hit. A later claim from a lower offset replaces a partial block the
+ * same way, fetching only the part it lacks. */
+int s3s__cache_claim_from(s3s__cache_entry *e, uint32_t idx, uint64_t from, int timeout_ms,
+                          s3s__cache_writer **out_w, s3s__cache_block *out_hit, s3s__errbuf *eb);
+/* s3s__cache_writer_write appends bytes of the block (from the claim's
+ * `from` on). Writing past the block's length fails with S3S_ETOOBIG. On failure the writer stays
+ * valid and must still be aborted. */
 int s3s__cache_writer_write(s3s__cache_writer *w, const void *p, size_t n, s3s__errbuf *eb);
-/* s3s__cache_writer_commit checks that the whole block was written, seals it
+/* s3s__cache_writer_commit checks that the whole block (from `from`) was written, seals it
  * and renames it into place, releases the claim and frees w (on every path).
  * out_block (may be NULL) receives the block opened for reading. May evict.
  * Returns 0, S3S_ESHORT (fewer bytes than the block's length), S3S_EIO. */

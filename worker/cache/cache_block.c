@@ -52,15 +52,17 @@ void s3s__cache_block_release(s3s__cache_block *b)
         close(b->fd);
     b->fd = -1;
     b->len = 0;
+    b->skip = 0;
 }
 
-static int crc_of_fd(int fd, uint64_t len, uint32_t *out)
+/* The CRC-32C of bytes [from, len) of fd. */
+static int crc_of_fd(int fd, uint64_t from, uint64_t len, uint32_t *out)
 {
     uint8_t *buf = malloc(VERIFY_CHUNK);
     if (buf == NULL)
         return S3S_ENOMEM;
     uint32_t crc = 0;
-    uint64_t off = 0;
+    uint64_t off = from;
     int rc = 0;
     while (off < len) {
         size_t want = len - off < VERIFY_CHUNK ? (size_t)(len - off) : VERIFY_CHUNK;
@@ -91,7 +93,8 @@ static void drop_damaged(s3s__cache *c, const char *path, const struct stat *st,
     S3S_LOGW("cache: dropped damaged block %s: %s", path, why);
 }
 
-/* lookup without counting: 0 and out filled, or S3S_ENOTFOUND / S3S_EIO. */
+/* lookup without counting: 0 and out filled (a whole or a partial block:
+ * out->skip), or S3S_ENOTFOUND / S3S_EIO. */
 static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out)
 {
     s3s__cache *c = e->c;
@@ -99,6 +102,7 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
     block_path(path, sizeof(path), e, idx, "");
     out->fd = -1;
     out->len = 0;
+    out->skip = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? S3S_ENOTFOUND : S3S_EIO;
@@ -116,14 +120,14 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
     } else if (pread(fd, tb, sizeof(tb), (off_t)len) != (ssize_t)sizeof(tb) ||
                s3s__cache_trailer_decode(tb, &t, NULL) != 0) {
         why = "bad trailer";
-    } else if (memcmp(t.hbin8, e->hbin, 8) != 0 || t.idx != idx || t.len != len) {
+    } else if (memcmp(t.hbin8, e->hbin, t.skip ? 4 : 8) != 0 || t.idx != idx || t.len != len) {
         why = "trailer names another block";
     } else {
         s3s__cache_vkey k;
         s3s__cache_vkey_of(&k, &st, s3s__cache_vtag(e, idx));
         if (!s3s__cache_verified(c, &k, len)) {
             uint32_t crc = 0;
-            int rc = crc_of_fd(fd, len, &crc);
+            int rc = crc_of_fd(fd, t.skip, len, &crc);
             if (rc != 0) {
                 close(fd);
                 return rc;
@@ -158,6 +162,7 @@ static int lookup_quiet(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out
     }
     out->fd = fd;
     out->len = len;
+    out->skip = t.skip;
     return 0;
 }
 
@@ -165,10 +170,16 @@ int s3s__cache_lookup(s3s__cache_entry *e, uint32_t idx, s3s__cache_block *out, 
 {
     out->fd = -1;
     out->len = 0;
+    out->skip = 0;
     if (idx >= e->nblocks)
         return s3s__err_set(eb, S3S_EINVAL, "cache: block %" PRIu32 " past the last (%" PRIu32 ")",
                             idx, e->nblocks);
     int rc = lookup_quiet(e, idx, out);
+    if (rc == 0 && out->skip > 0) { /* a partial block is not the block */
+        s3s__cache_block_release(out);
+        out->skip = 0;
+        rc = S3S_ENOTFOUND;
+    }
     s3s__cache *c = e->c;
     pthread_mutex_lock(&c->mu);
     if (rc == 0) {
@@ -248,8 +259,9 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int writer_start(s3s__cache_entry *e, uint32_t idx, int lock_fd, const char *lock_path,
-                        const struct stat *lock_st, s3s__cache_writer **out_w, s3s__errbuf *eb)
+static int writer_start(s3s__cache_entry *e, uint32_t idx, uint64_t from, int lock_fd,
+                        const char *lock_path, const struct stat *lock_st,
+                        s3s__cache_writer **out_w, s3s__errbuf *eb)
 {
     s3s__cache *c = e->c;
     char owner[128];
@@ -275,6 +287,7 @@ static int writer_start(s3s__cache_entry *e, uint32_t idx, int lock_fd, const ch
     w->lock_ino = (uint64_t)lock_st->st_ino;
     w->tmp_fd = -1;
     w->len = s3s__cache_entry_block_len(e, idx);
+    w->skip = from;
     w->lock_path = strdup(lock_path);
     block_path(path, sizeof(path), e, idx, "");
     w->final_path = strdup(path);
@@ -316,20 +329,44 @@ nomem:
 int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cache_writer **out_w,
                      s3s__cache_block *out_hit, s3s__errbuf *eb)
 {
+    return s3s__cache_claim_from(e, idx, 0, timeout_ms, out_w, out_hit, eb);
+}
+
+/* lookup_from: lookup_quiet that takes a partial block lacking bytes the
+ * caller needs (skip > from) for a miss; with keep_tail it stays in out as
+ * the source of its bytes (returned as S3S_ENOTFOUND with out->fd >= 0). */
+static int lookup_from(s3s__cache_entry *e, uint32_t idx, uint64_t from, int keep_tail,
+                       s3s__cache_block *out)
+{
+    int rc = lookup_quiet(e, idx, out);
+    if (rc == 0 && out->skip > from) {
+        if (!keep_tail)
+            s3s__cache_block_release(out);
+        return S3S_ENOTFOUND;
+    }
+    return rc;
+}
+
+int s3s__cache_claim_from(s3s__cache_entry *e, uint32_t idx, uint64_t from, int timeout_ms,
+                          s3s__cache_writer **out_w, s3s__cache_block *out_hit, s3s__errbuf *eb)
+{
     s3s__cache *c = e->c;
     *out_w = NULL;
     out_hit->fd = -1;
     out_hit->len = 0;
+    out_hit->skip = 0;
     if (idx >= e->nblocks)
         return s3s__err_set(eb, S3S_EINVAL, "cache: block %" PRIu32 " past the last (%" PRIu32 ")",
                             idx, e->nblocks);
+    if (from >= s3s__cache_entry_block_len(e, idx))
+        from = 0; /* nothing needed is no partial block: the whole one */
     char lock_path[4096];
     block_path(lock_path, sizeof(lock_path), e, idx, ".lock");
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
     int waited = 0, backoff = 1;
     int64_t next_owner_check = 0;
     for (;;) {
-        int rc = lookup_quiet(e, idx, out_hit);
+        int rc = lookup_from(e, idx, from, 0, out_hit);
         if (rc == 0)
             goto hit;
         if (rc != S3S_ENOTFOUND)
@@ -348,7 +385,7 @@ int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cac
                 continue;
             }
             /* Someone may have committed between our lookup and our lock. */
-            rc = lookup_quiet(e, idx, out_hit);
+            rc = lookup_from(e, idx, from, 1, out_hit);
             if (rc == 0) {
                 claim_release(fd, lock_path, (uint64_t)a.st_dev, (uint64_t)a.st_ino);
                 goto hit;
@@ -356,7 +393,10 @@ int s3s__cache_claim(s3s__cache_entry *e, uint32_t idx, int timeout_ms, s3s__cac
             pthread_mutex_lock(&c->mu);
             c->st.misses++;
             pthread_mutex_unlock(&c->mu);
-            return writer_start(e, idx, fd, lock_path, &a, out_w, eb);
+            rc = writer_start(e, idx, from, fd, lock_path, &a, out_w, eb);
+            if (rc != 0)
+                s3s__cache_block_release(out_hit);
+            return rc;
         }
         if (errno != EWOULDBLOCK && errno != EINTR) {
             int err = errno;
@@ -402,14 +442,14 @@ hit:
 
 int s3s__cache_writer_write(s3s__cache_writer *w, const void *p, size_t n, s3s__errbuf *eb)
 {
-    if (n > w->len - w->written)
+    if (n > w->len - w->skip - w->written)
         return s3s__err_set(eb, S3S_ETOOBIG,
                             "cache: %zu bytes more than block %" PRIu32 " holds (%llu)", n, w->idx,
                             (unsigned long long)w->len);
     const uint8_t *q = p;
     size_t left = n;
     while (left > 0) {
-        ssize_t r = write(w->tmp_fd, q, left);
+        ssize_t r = pwrite(w->tmp_fd, q, left, (off_t)(w->skip + w->written + (n - left)));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -483,19 +523,23 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
     if (out_block != NULL) {
         out_block->fd = -1;
         out_block->len = 0;
+        out_block->skip = 0;
     }
-    if (w->written != w->len) {
-        int rc = s3s__err_set(eb, S3S_ESHORT,
-                              "cache: block %" PRIu32 " of %s got %llu of its %llu bytes", w->idx,
-                              e->hash, (unsigned long long)w->written, (unsigned long long)w->len);
+    if (w->written != w->len - w->skip) {
+        int rc = s3s__err_set(
+            eb, S3S_ESHORT, "cache: block %" PRIu32 " of %s got %llu of its %llu bytes", w->idx,
+            e->hash, (unsigned long long)w->written, (unsigned long long)(w->len - w->skip));
         s3s__cache_writer_abort(w);
         return rc;
     }
     s3s__cache_trailer t;
     memcpy(t.hbin8, e->hbin, 8);
+    if (w->skip > 0)
+        memset(t.hbin8 + 4, 0, 4);
     t.idx = w->idx;
     t.len = (uint32_t)w->len;
     t.crc = w->crc;
+    t.skip = (uint32_t)w->skip;
     uint8_t tb[S3S__CACHE_TRAILER];
     s3s__cache_trailer_encode(tb, &t);
     struct stat st;
@@ -531,13 +575,14 @@ int s3s__cache_writer_commit(s3s__cache_writer *w, s3s__cache_block *out_block, 
         /* The temp fd is the block's inode under its final name now. */
         out_block->fd = w->tmp_fd;
         out_block->len = w->len;
+        out_block->skip = w->skip;
     } else {
         close(w->tmp_fd);
     }
-    uint64_t bytes = w->len + S3S__CACHE_TRAILER;
+    uint64_t bytes = w->len - w->skip + S3S__CACHE_TRAILER;
     pthread_mutex_lock(&c->mu);
     c->st.commits++;
-    c->st.commit_bytes += w->len;
+    c->st.commit_bytes += w->len - w->skip;
     pthread_mutex_unlock(&c->mu);
     writer_free(w);
     s3s__cache_note_added(c, bytes);

@@ -13,6 +13,7 @@
 
 static const char entry_magic[8] = {'S', '3', 'S', 'C', 'E', 'N', 'T', '1'};
 static const char block_magic[8] = {'S', '3', 'S', 'C', 'B', 'L', 'K', '1'};
+static const char part_magic[8] = {'S', '3', 'S', 'C', 'B', 'L', 'K', 'P'};
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -194,8 +195,14 @@ int s3s__cache_meta_decode(const uint8_t *p, size_t n, s3s__cache_meta *out, s3s
 
 void s3s__cache_trailer_encode(uint8_t out[S3S__CACHE_TRAILER], const s3s__cache_trailer *t)
 {
-    memcpy(out, block_magic, 8);
-    memcpy(out + 8, t->hbin8, 8);
+    if (t->skip == 0) {
+        memcpy(out, block_magic, 8);
+        memcpy(out + 8, t->hbin8, 8);
+    } else {
+        memcpy(out, part_magic, 8);
+        memcpy(out + 8, t->hbin8, 4);
+        put32(out + 12, t->skip);
+    }
     put32(out + 16, t->idx);
     put32(out + 20, t->len);
     put32(out + 24, t->crc);
@@ -205,13 +212,20 @@ void s3s__cache_trailer_encode(uint8_t out[S3S__CACHE_TRAILER], const s3s__cache
 int s3s__cache_trailer_decode(const uint8_t in[S3S__CACHE_TRAILER], s3s__cache_trailer *out,
                               s3s__errbuf *eb)
 {
-    if (memcmp(in, block_magic, 8) != 0)
+    int part = memcmp(in, part_magic, 8) == 0;
+    if (!part && memcmp(in, block_magic, 8) != 0)
         return s3s__err_set(eb, S3S_ECORRUPT, "cache block trailer: bad magic");
     if (get32(in + 28) != s3s__cache_crc32c(0, in, 28))
         return s3s__err_set(eb, S3S_ECORRUPT, "cache block trailer: CRC mismatch");
-    memcpy(out->hbin8, in + 8, 8);
+    memset(out->hbin8, 0, 8);
+    memcpy(out->hbin8, in + 8, part ? 4 : 8);
+    out->skip = part ? get32(in + 12) : 0;
     out->idx = get32(in + 16);
     out->len = get32(in + 20);
     out->crc = get32(in + 24);
+    if (part && (out->skip == 0 || out->skip >= out->len))
+        return s3s__err_set(eb, S3S_ECORRUPT,
+                            "cache block trailer: partial block skips %u of its %u bytes",
+                            out->skip, out->len);
     return 0;
 }

@@ -3,7 +3,10 @@
  *
  * On disk, under <dir>/s3shard-cache-v1/:
  *   <hh>/<hash>.m          entry file: identity + geometry (hh = hash[0..1])
- *   <hh>/<hash>.<i>        block i: data bytes, then a 32-byte trailer
+ *   <hh>/<hash>.<i>        block i: data bytes, then a 32-byte trailer; a
+ *                          partial block (a resume mid-block fetched only its
+ *                          tail: docs/cache.md) has a hole where its first
+ *                          `skip` bytes would be, and a trailer saying so
  *   <hh>/<hash>.<i>.lock   claim file of block i (flock held while fetching)
  *   verified/<boot id>     keys of large blocks verified during this boot
  *                          (cache_verify.c); older boots' logs are removed at open
@@ -86,6 +89,7 @@ struct s3s__cache_writer {
     int tmp_fd; /* unnamed (O_TMPFILE), or named tmp_path with its flock held */
     char *lock_path, *tmp_path, *final_path; /* tmp_path NULL: unnamed */
     uint64_t len, written;
+    uint64_t skip; /* bytes [0, skip) of the block are not written (a partial block) */
     uint32_t crc;
 };
 
@@ -96,9 +100,13 @@ typedef struct s3s__cache_meta {
     size_t bucket_len, key_len, etag_len;
 } s3s__cache_meta;
 
+/* skip 0: a whole block, hbin8 = the identity hash's first 8 bytes. skip > 0:
+ * a partial block holding bytes [skip, len) (crc covers those), and only the
+ * hash's first 4 bytes are kept (hbin8[4..8) zero): its own magic, so an
+ * older reader takes it for damaged and fetches the block, never misreads it. */
 typedef struct s3s__cache_trailer {
     uint8_t hbin8[8];
-    uint32_t idx, len, crc;
+    uint32_t idx, len, crc, skip;
 } s3s__cache_trailer;
 
 /* cache_format.c */

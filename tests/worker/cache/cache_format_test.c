@@ -107,7 +107,7 @@ static void test_meta_roundtrip_and_damage(void **state)
 static void test_trailer(void **state)
 {
     (void)state;
-    s3s__cache_trailer t = {{1, 2, 3, 4, 5, 6, 7, 8}, 42, 1000, 0xdeadbeef}, u;
+    s3s__cache_trailer t = {{1, 2, 3, 4, 5, 6, 7, 8}, 42, 1000, 0xdeadbeef, 0}, u;
     uint8_t tb[S3S__CACHE_TRAILER];
     s3s__cache_trailer_encode(tb, &t);
     assert_int_equal(s3s__cache_trailer_decode(tb, &u, NULL), 0);
@@ -122,12 +122,39 @@ static void test_trailer(void **state)
     }
 }
 
+/* A partial block's trailer: its own magic, skip kept, 4 bytes of the hash;
+ * a skip of 0 or of the whole length is refused. */
+static void test_trailer_partial(void **state)
+{
+    (void)state;
+    s3s__cache_trailer t = {{1, 2, 3, 4, 5, 6, 7, 8}, 3, 1000, 0xfeedf00d, 600}, u;
+    uint8_t tb[S3S__CACHE_TRAILER];
+    s3s__cache_trailer_encode(tb, &t);
+    assert_memory_equal(tb, "S3SCBLKP", 8);
+    assert_int_equal(s3s__cache_trailer_decode(tb, &u, NULL), 0);
+    assert_memory_equal(u.hbin8, t.hbin8, 4);
+    assert_int_equal(u.hbin8[4], 0);
+    assert_int_equal(u.skip, 600);
+    assert_int_equal(u.idx, 3);
+    assert_int_equal(u.len, 1000);
+    assert_int_equal(u.crc, 0xfeedf00d);
+    s3s__errbuf eb;
+    t.skip = 1000;
+    s3s__cache_trailer_encode(tb, &t);
+    assert_int_equal(s3s__cache_trailer_decode(tb, &u, &eb), S3S_ECORRUPT);
+    assert_non_null(strstr(eb.msg, "skips 1000 of its 1000"));
+    t.skip = 0;
+    s3s__cache_trailer_encode(tb, &t);
+    assert_int_equal(s3s__cache_trailer_decode(tb, &u, NULL), 0);
+    assert_memory_equal(tb, "S3SCBLK1", 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c_vectors), cmocka_unit_test(test_crc32c_long_buffers),
         cmocka_unit_test(test_hash),           cmocka_unit_test(test_meta_roundtrip_and_damage),
-        cmocka_unit_test(test_trailer),
+        cmocka_unit_test(test_trailer),        cmocka_unit_test(test_trailer_partial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -556,7 +556,7 @@ static void test_processes_race_for_a_block(void **state)
             s3s__cache_entry *e = NULL;
             s3s__cache_id id = {"bkt", "race", ETAG, 3 * BS / 2};
             s3s__cache_writer *w = NULL;
-            s3s__cache_block b = {-1, 0};
+            s3s__cache_block b = {-1, 0, 0};
             if (s3s__cache_open(&c, f->dir, &f->o, NULL) == 0 &&
                 s3s__cache_entry_open(c, &id, &e, NULL) == 0 && write(ready[1], "c", 1) == 1 &&
                 s3s__cache_claim(e, 1, 60000, &w, &b, NULL) == 0) {
@@ -937,6 +937,146 @@ static void test_walk_removes_stale_claim_files(void **state)
     s3s__cache_close(c);
 }
 
+/* Writes bytes [from, len) of block idx to w with the pattern. */
+static void write_from(s3s__cache_writer *w, uint32_t idx, uint64_t from, uint64_t len)
+{
+    uint8_t buf[4096];
+    for (uint64_t off = from; off < len;) {
+        size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = byte_at((uint64_t)idx * BS + off + i, 1);
+        assert_int_equal(s3s__cache_writer_write(w, buf, n, NULL), 0);
+        off += n;
+    }
+}
+
+static void check_bytes(int fd, uint32_t idx, uint64_t from, uint64_t len)
+{
+    for (uint64_t off = from; off < len; off += 997) {
+        uint8_t x;
+        assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
+        assert_int_equal(x, byte_at((uint64_t)idx * BS + off, 1));
+    }
+}
+
+/* A read resuming mid-block caches only the bytes it fetched (a partial
+ * block); a claim from at or after its start is a hit; one from before it
+ * fetches only the missing head (the partial block hands over its tail) and
+ * the block becomes whole. A whole-block lookup never takes a partial block
+ * for the block, and never deletes it. */
+static void test_partial_blocks(void **state)
+{
+    fx *f = *state;
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "part", 3 * BS / 2);
+    s3s__cache_writer *w = NULL;
+    s3s__cache_block b;
+    s3s__errbuf eb;
+    s3s__err_clear(&eb);
+    /* a resume at 40000: the block's bytes [40000, BS) */
+    assert_int_equal(s3s__cache_claim_from(e, 0, 40000, 1000, &w, &b, &eb), 0);
+    assert_non_null(w);
+    assert_int_equal(b.fd, -1);
+    write_from(w, 0, 40000, BS);
+    assert_int_equal(s3s__cache_writer_commit(w, &b, &eb), 0);
+    assert_int_equal(b.skip, 40000);
+    s3s__cache_block_release(&b);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/%.2s/%s.0", f->dir, S3S__CACHE_SUBDIR,
+             s3s__cache_entry_hash(e), s3s__cache_entry_hash(e));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, BS + S3S__CACHE_TRAILER);
+    /* not the whole block, and not damaged */
+    assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), S3S_ENOTFOUND);
+    assert_int_equal(stat(path, &st), 0);
+    /* later starts are hits, at the block's offsets */
+    for (uint64_t from = 40000; from <= 50000; from += 10000) {
+        w = NULL;
+        assert_int_equal(s3s__cache_claim_from(e, 0, from, 1000, &w, &b, &eb), 0);
+        assert_null(w);
+        assert_int_equal(b.skip, 40000);
+        check_bytes(b.fd, 0, from, BS);
+        s3s__cache_block_release(&b);
+    }
+    /* an earlier start: a writer, and the partial block as its tail */
+    assert_int_equal(s3s__cache_claim_from(e, 0, 1000, 1000, &w, &b, &eb), 0);
+    assert_non_null(w);
+    assert_true(b.fd >= 0);
+    assert_int_equal(b.skip, 40000);
+    check_bytes(b.fd, 0, 40000, BS);
+    s3s__cache_block_release(&b);
+    write_from(w, 0, 1000, BS);
+    assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), 0);
+    /* too few bytes: refused */
+    assert_int_equal(s3s__cache_claim_from(e, 0, 0, 1000, &w, &b, &eb), 0);
+    assert_non_null(w);
+    assert_int_equal(b.skip, 1000);
+    s3s__cache_block_release(&b);
+    write_from(w, 0, 0, 500);
+    assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), S3S_ESHORT);
+    /* the whole block */
+    assert_int_equal(s3s__cache_claim_from(e, 0, 0, 1000, &w, &b, &eb), 0);
+    assert_non_null(w);
+    s3s__cache_block_release(&b);
+    write_from(w, 0, 0, BS);
+    assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), 0);
+    assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), 0);
+    assert_int_equal(b.skip, 0);
+    check_bytes(b.fd, 0, 0, BS);
+    s3s__cache_block_release(&b);
+    /* from past the end is the whole block (the last, short one) */
+    assert_int_equal(s3s__cache_claim_from(e, 1, BS, 1000, &w, &b, &eb), 0);
+    assert_non_null(w);
+    write_from(w, 1, 0, BS / 2);
+    assert_int_equal(s3s__cache_writer_commit(w, &b, &eb), 0);
+    assert_int_equal(b.skip, 0);
+    s3s__cache_block_release(&b);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
+/* A partial block whose bytes were changed on disk fails its CRC: deleted,
+ * a miss. */
+static void test_partial_block_damaged(void **state)
+{
+    fx *f = *state;
+    s3s__cache *c = open_cache(f);
+    s3s__cache_entry *e = open_entry(c, "partbad", BS);
+    s3s__cache_writer *w = NULL;
+    s3s__cache_block b;
+    assert_int_equal(s3s__cache_claim_from(e, 0, 8192, 1000, &w, &b, NULL), 0);
+    assert_non_null(w);
+    write_from(w, 0, 8192, BS);
+    assert_int_equal(s3s__cache_writer_commit(w, NULL, NULL), 0);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/%.2s/%s.0", f->dir, S3S__CACHE_SUBDIR,
+             s3s__cache_entry_hash(e), s3s__cache_entry_hash(e));
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t x = 0;
+    assert_int_equal(pread(fd, &x, 1, 9000), 1);
+    x ^= 0x40;
+    assert_int_equal(pwrite(fd, &x, 1, 9000), 1);
+    close(fd);
+    c = open_cache(f);
+    e = open_entry(c, "partbad", BS);
+    w = NULL;
+    assert_int_equal(s3s__cache_claim_from(e, 0, 8192, 1000, &w, &b, NULL), 0);
+    assert_non_null(w); /* a miss: fetch again */
+    assert_int_equal(b.fd, -1);
+    s3s__cache_writer_abort(w);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    s3s__cache_stats cs;
+    s3s__cache_stats_get(c, &cs, 0);
+    assert_int_equal(cs.corrupt, 1);
+    s3s__cache_entry_close(e);
+    s3s__cache_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -958,6 +1098,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_free_lowers_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_removes_stale_claim_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_block_damaged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
