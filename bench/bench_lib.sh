@@ -1,5 +1,6 @@
 # bench/bench_lib.sh: shared by bench/*.sh (sourced). Timing, medians, the
-# rclone remote for the local s3rver, and data generation with parallel uploads.
+# rclone remote for the local s3rver, data generation with parallel uploads,
+# and the set-up and FastFile runs of the worker benchmarks.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/lib/env.sh"
 
 S3SHARD_BIN=${S3SHARD_BIN:-$S3SHARD_BUILD_DIR/s3shard}
@@ -81,3 +82,71 @@ bench_pid_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # calc EXPR: floating-point arithmetic (awk; bc may be absent).
 calc() { awk "BEGIN { print $* }"; }
+
+# ---- the worker benchmarks (worker_peers.sh, fastfile_ab.sh) ----------------
+
+# bench_fuse_setup NAME: $S3S_TMP (s3shard-NAME-XXXXXX), a cleanup on exit that
+# unmounts every FUSE mount point listed in MOUNTS before env.sh's cleanup,
+# and an s3rver with the bucket "bench" ($S3S_S3RVER_URL, $S3S_S3RVER_PORT).
+bench_fuse_setup() {
+  MOUNTS=()
+  S3S_TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3shard-$1-XXXXXX")
+  trap bench_fuse_cleanup EXIT
+  trap 'bench_fuse_cleanup; exit 130' INT TERM
+  s3s_start_s3rver bench >/dev/null
+}
+bench_fuse_cleanup() {
+  local m
+  for m in "${MOUNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null; done
+  s3s_cleanup
+}
+
+# bench_upload WORKER_BENCH URL: with bench/worker_bench, SMALL_COUNT objects of
+# SMALL_SIZE bytes (bench/small/000000 ...) and one of LARGE_MB MiB
+# (bench/large/000000); sets LARGE_BYTES; $S3S_TMP/small.list names the small
+# ones in order.
+bench_upload() {
+  LARGE_BYTES=$((LARGE_MB * 1048576))
+  echo "# setup: uploading $SMALL_COUNT x $SMALL_SIZE B and one $LARGE_MB MiB object" >&2
+  "$1" put "$2" bench small/ "$SMALL_COUNT" "$SMALL_SIZE" || return 1
+  "$1" put "$2" bench large/ 1 "$LARGE_BYTES" || return 1
+  printf '%06d\n' $(seq 0 $((SMALL_COUNT - 1))) >"$S3S_TMP/small.list"
+}
+
+# bench_ff_jobs: $S3S_TMP/job-large.json and job-small.json, one FastFile
+# channel "data" on bench/large/ or bench/small/, and $S3S_TMP/ff_cmd.sh, the
+# command `s3shard run` starts: it times the reads alone (the mount and the
+# listing are not timed) and writes the milliseconds into $OUT: `cat` of
+# $FILE, or with $LIST, `xargs cat` of the files listed there.
+bench_ff_jobs() {
+  local j
+  cat >"$S3S_TMP/ff_cmd.sh" <<'SH'
+set -e
+d=$SM_CHANNEL_DATA
+if [ -n "${LIST:-}" ]; then cd "$d"; fi
+t0=$(date +%s%N)
+if [ -n "${LIST:-}" ]; then xargs -a "$LIST" cat >/dev/null; else cat "$d/$FILE" >/dev/null; fi
+t1=$(date +%s%N)
+echo $(((t1 - t0) / 1000000)) >"$OUT"
+SH
+  for j in large small; do
+    cat >"$S3S_TMP/job-$j.json" <<JSON
+{"InputDataConfig": [{"ChannelName": "data", "InputMode": "FastFile",
+  "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/$j/"}}}],
+ "S3Shard": {"StateDir": "$S3S_TMP/state-$j", "ShardTargetBytes": 0}}
+JSON
+  done
+}
+
+# bench_ff_run BIN URL large|small CACHE_ARGS: one `BIN run` of that job on a
+# fresh mount (no page cache), 16 connections, CACHE_ARGS (--no-cache or
+# "--cache-dir DIR") split into words; the command's milliseconds end up in
+# $S3S_TMP/ff.out. Output and status are the run's.
+bench_ff_run() {
+  local bin=$1 url=$2 job=$3 cache=$4 root=$S3S_TMP/ffroot-$RANDOM
+  local extra=(FILE=000000) && [ "$job" = small ] && extra=(LIST="$S3S_TMP/small.list")
+  MOUNTS+=("$root/data")
+  env "${extra[@]}" OUT="$S3S_TMP/ff.out" "$bin" --endpoint "$url" --path-style run \
+    --job "$S3S_TMP/job-$job.json" --static --rank 0 --world-size 1 --data-root "$root" $cache \
+    --connections 16 -- bash "$S3S_TMP/ff_cmd.sh"
+}

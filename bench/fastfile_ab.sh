@@ -30,51 +30,19 @@ WB=$S3SHARD_BUILD_DIR/bench/worker_bench
 for f in "$WB" "$BEFORE" "$AFTER"; do
   [ -x "$f" ] || { echo "needs --before BIN --after BIN and a Release $WB" >&2; exit 2; }
 done
-MOUNTS=()
-ab_cleanup() {
-  local m
-  for m in "${MOUNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null; done
-  s3s_cleanup
-}
-S3S_TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3shard-ffab-XXXXXX")
-trap ab_cleanup EXIT
-trap 'ab_cleanup; exit 130' INT TERM
-s3s_start_s3rver bench >/dev/null || exit 1
+bench_fuse_setup ffab || exit 1
 URL=$S3S_S3RVER_URL
-LARGE_BYTES=$((LARGE_MB * 1048576))
-echo "# setup: uploading $SMALL_COUNT x $SMALL_SIZE B and one $LARGE_MB MiB object" >&2
-"$WB" put "$URL" bench small/ "$SMALL_COUNT" "$SMALL_SIZE" || exit 1
-"$WB" put "$URL" bench large/ 1 "$LARGE_BYTES" || exit 1
-printf '%06d\n' $(seq 0 $((SMALL_COUNT - 1))) >"$S3S_TMP/small.list"
-cat >"$S3S_TMP/cmd.sh" <<'SH'
-set -e
-d=$SM_CHANNEL_DATA
-if [ -n "${LIST:-}" ]; then cd "$d"; fi
-t0=$(date +%s%N)
-if [ -n "${LIST:-}" ]; then xargs -a "$LIST" cat >/dev/null; else cat "$d/$FILE" >/dev/null; fi
-t1=$(date +%s%N)
-echo $(((t1 - t0) / 1000000)) >"$OUT"
-SH
-for j in large small; do
-  cat >"$S3S_TMP/job-$j.json" <<JSON
-{"InputDataConfig": [{"ChannelName": "data", "InputMode": "FastFile",
-  "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/$j/"}}}],
- "S3Shard": {"StateDir": "$S3S_TMP/state-$j", "ShardTargetBytes": 0}}
-JSON
-done
+bench_upload "$WB" "$URL" || exit 1
+bench_ff_jobs
 # ff BIN large|small CACHE_ARGS: the seconds the command measured, then the
 # CPU seconds (user + system) of the whole run: s3shard (mount, listing and
 # FUSE threads) and the command, which on a loaded machine moves less than
 # the wall time.
 ff() {
-  local bin=$1 job=$2 cache=$3 root=$S3S_TMP/root-$RANDOM cpu
-  local extra=(FILE=000000) && [ "$job" = small ] && extra=(LIST="$S3S_TMP/small.list")
-  MOUNTS+=("$root/data")
-  cpu=$( { TIMEFORMAT='%U %S'; time env "${extra[@]}" OUT="$S3S_TMP/out" "$bin" --endpoint "$URL" \
-    --path-style run --job "$S3S_TMP/job-$job.json" --static --rank 0 --world-size 1 \
-    --data-root "$root" $cache --connections 16 -- bash "$S3S_TMP/cmd.sh" >/dev/null \
+  local bin=$1 job=$2 cache=$3 cpu
+  cpu=$( { TIMEFORMAT='%U %S'; time bench_ff_run "$bin" "$URL" "$job" "$cache" >/dev/null \
     2>"$S3S_TMP/err"; } 2>&1) || { cat "$S3S_TMP/err" >&2; echo nan nan; return; }
-  echo "$(awk '{printf "%.3f", $1 / 1000}' "$S3S_TMP/out") $(echo "$cpu" | awk '{printf "%.2f", $1 + $2}')"
+  echo "$(awk '{printf "%.3f", $1 / 1000}' "$S3S_TMP/ff.out") $(echo "$cpu" | awk '{printf "%.2f", $1 + $2}')"
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "# $(date -u '+%F %T') UTC; $(nproc) cores; load $(load); runs $RUNS (before/after interleaved)"

@@ -50,26 +50,13 @@ for t in s3fs rclone curl fusermount3; do
   command -v $t >/dev/null || { echo "needs $t" >&2; exit 2; }
 done
 [ -e /dev/fuse ] || FASTFILE=0
-MOUNTS=()
-bench_cleanup() {
-  local m
-  for m in "${MOUNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null; done
-  s3s_cleanup
-}
-S3S_TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3shard-peers-XXXXXX")
-trap bench_cleanup EXIT
-trap 'bench_cleanup; exit 130' INT TERM
-s3s_start_s3rver bench >/dev/null || exit 1
+bench_fuse_setup peers || exit 1
 s3s_start_faultproxy "$S3S_S3RVER_PORT" --delay_ms 10 --bandwidth 100M || exit 1
 PROXY_URL=$S3S_FP_URL
 DIRECT_URL=$S3S_S3RVER_URL
-LARGE_BYTES=$((LARGE_MB * 1048576))
 SMALL_BYTES=$((SMALL_COUNT * SMALL_SIZE))
-echo "# setup: uploading $SMALL_COUNT x $SMALL_SIZE B and one $LARGE_MB MiB object" >&2
-"$WB" put "$DIRECT_URL" bench small/ "$SMALL_COUNT" "$SMALL_SIZE" || exit 1
-"$WB" put "$DIRECT_URL" bench large/ 1 "$LARGE_BYTES" || exit 1
+bench_upload "$WB" "$DIRECT_URL" || exit 1
 LARGE_KEY=large/000000
-printf '%06d\n' $(seq 0 $((SMALL_COUNT - 1))) >"$S3S_TMP/small.list"
 echo "S3RVER:S3RVER" >"$S3S_TMP/passwd" && chmod 600 "$S3S_TMP/passwd"
 
 # The same bytes on local disk (for d), fetched once and checked against ours.
@@ -93,32 +80,10 @@ ours_read() { # ours_read URL PREFIX [--cache DIR]
 }
 # FastFile: `s3shard run` mounts the channel, the command times the reads (the
 # listing and the mount are not timed: s3fs's are not either).
-cat >"$S3S_TMP/ff_cmd.sh" <<'SH'
-set -e
-d=$SM_CHANNEL_DATA
-if [ -n "${LIST:-}" ]; then cd "$d"; fi
-t0=$(date +%s%N)
-if [ -n "${LIST:-}" ]; then xargs -a "$LIST" cat >/dev/null; else cat "$d/$FILE" >/dev/null; fi
-t1=$(date +%s%N)
-echo $(((t1 - t0) / 1000000)) >"$OUT"
-SH
-ff_job() { # ff_job NAME PREFIX
-  cat >"$S3S_TMP/job-$1.json" <<JSON
-{"InputDataConfig": [{"ChannelName": "data", "InputMode": "FastFile",
-  "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/$2"}}}],
- "S3Shard": {"StateDir": "$S3S_TMP/state-$1", "ShardTargetBytes": 0}}
-JSON
-}
-ff_job large large/
-ff_job small small/
+bench_ff_jobs
 # ff_read URL JOB [--cache-dir DIR|--no-cache]: prints the seconds the command measured.
 ff_read() {
-  local url=$1 job=$2 cache=$3 root=$S3S_TMP/ffroot-$RANDOM
-  local extra=(FILE=000000) && [ "$job" = small ] && extra=(LIST="$S3S_TMP/small.list")
-  MOUNTS+=("$root/data")
-  env "${extra[@]}" OUT="$S3S_TMP/ff.out" "$S3SHARD_BIN" --endpoint "$url" --path-style run \
-    --job "$S3S_TMP/job-$job.json" --static --rank 0 --world-size 1 --data-root "$root" $cache --connections 16 \
-    -- bash "$S3S_TMP/ff_cmd.sh" >/dev/null 2>"$S3S_TMP/ff.err" || { cat "$S3S_TMP/ff.err" >&2; return 1; }
+  bench_ff_run "$S3SHARD_BIN" "$@" >/dev/null 2>"$S3S_TMP/ff.err" || { cat "$S3S_TMP/ff.err" >&2; return 1; }
   awk '{printf "%.3f\n", $1 / 1000}' "$S3S_TMP/ff.out"
 }
 # s3fs_read URL large|small [PARALLEL]: a fresh mount, listed first, then timed.

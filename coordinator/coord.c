@@ -55,6 +55,26 @@ static size_t put_varint(uint8_t *p, uint64_t v)
     return n;
 }
 
+/* get_varint reads the varint at p[*at] into *v and moves *at past it.
+ * Strict, as every byte read comes from a file: refuses (S3S_EPARSE, *at and
+ * *v untouched) a varint running past len or not fitting 64 bits (longer
+ * than 10 bytes, or a 10th byte above 1). */
+static int get_varint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (size_t i = *at, shift = 0; i < len && shift < 64; i++, shift += 7) {
+        if (shift == 63 && p[i] > 1)
+            return S3S_EPARSE;
+        x |= (uint64_t)(p[i] & 0x7f) << shift;
+        if (!(p[i] & 0x80)) {
+            *at = i + 1;
+            *v = x;
+            return 0;
+        }
+    }
+    return S3S_EPARSE;
+}
+
 static size_t ev_pack(uint8_t *out, uint32_t chan, const s3s__sched_event *e)
 {
     uint64_t f[NFIELDS];
@@ -72,20 +92,9 @@ static int ev_unpack(const uint8_t *p, size_t len, uint32_t *chan, s3s__sched_ev
         return S3S_EPARSE;
     uint64_t f[NFIELDS];
     size_t at = 1;
-    for (int i = 0; i < NFIELDS; i++) {
-        uint64_t v = 0;
-        int shift = 0;
-        for (;;) {
-            if (at >= len || shift > 63)
-                return S3S_EPARSE;
-            uint8_t b = p[at++];
-            v |= (uint64_t)(b & 0x7f) << shift;
-            shift += 7;
-            if (!(b & 0x80))
-                break;
-        }
-        f[i] = v;
-    }
+    for (int i = 0; i < NFIELDS; i++)
+        if (get_varint(p, len, &at, &f[i]) != 0)
+            return S3S_EPARSE;
     *chan = p[0];
     memset(e, 0, sizeof(*e));
     e->type = (uint32_t)f[0];
@@ -444,49 +453,53 @@ int s3s__coord_set_world(s3s__coord *c, uint32_t world, s3s__errbuf *eb)
 
 /* ---- replay ------------------------------------------------------------- */
 
+/* A record's varint that get_varint refused: named by what it held and where. */
+static int bad_varint(s3s__errbuf *eb, const char *what, uint64_t off)
+{
+    return s3s__err_set(eb, S3S_EPARSE,
+                        "journal: bad %s at offset %llu: varint truncated by the record's end "
+                        "or over 64 bits",
+                        what, (unsigned long long)off);
+}
+
 static int replay_one(void *arg, const s3s__jrec *r, uint64_t off)
 {
     s3s__coord *c = arg;
     s3s__errbuf *eb = &c->jerr;
     if (r->type != S3S_JREC_OPAQUE)
         return 0; /* job_started, snapshot: the header already matched */
+    uint64_t v = 0;
+    size_t at = 1; /* token records: [chan u8][varint] */
     if (r->subtype == S3S__CJ_CONFIG) {
-        uint64_t w = 0;
-        for (uint32_t i = 0, sh = 0; i < r->data_len && i < 5; i++, sh += 7) {
-            w |= (uint64_t)(r->data[i] & 0x7f) << sh;
-            if (!(r->data[i] & 0x80))
-                break;
-        }
-        return s3s__coord_set_world(c, (uint32_t)w, eb);
+        at = 0;
+        if (get_varint(r->data, r->data_len, &at, &v) != 0)
+            return bad_varint(eb, "world size", off);
+        if (v > UINT32_MAX)
+            return s3s__err_set(eb, S3S_EPARSE,
+                                "journal: bad world size at offset %llu: %llu is over 32 bits",
+                                (unsigned long long)off, (unsigned long long)v);
+        return s3s__coord_set_world(c, (uint32_t)v, eb);
     }
     if (r->subtype == S3S__CJ_TOKEN_FLOOR) {
         if (r->data_len < 2 || r->data[0] >= c->nchan || c->chans[r->data[0]].sched == NULL)
             return s3s__err_set(eb, S3S_EPARSE, "journal: bad token floor at offset %llu",
                                 (unsigned long long)off);
-        uint64_t t = 0;
-        for (uint32_t i = 1, sh = 0; i < r->data_len && sh < 64; i++, sh += 7) {
-            t |= (uint64_t)(r->data[i] & 0x7f) << sh;
-            if (!(r->data[i] & 0x80))
-                break;
-        }
+        if (get_varint(r->data, r->data_len, &at, &v) != 0)
+            return bad_varint(eb, "token floor", off);
         s3s__sched *s = c->chans[r->data[0]].sched;
-        if (t > s->next_token)
-            s->next_token = t;
+        if (v > s->next_token)
+            s->next_token = v;
         return 0;
     }
     if (r->subtype == S3S__CJ_TOKEN_RESERVE) {
         if (r->data_len < 2 || r->data[0] >= c->nchan)
             return s3s__err_set(eb, S3S_EPARSE, "journal: bad token reservation at offset %llu",
                                 (unsigned long long)off);
-        uint64_t t = 0;
-        for (uint32_t i = 1, sh = 0; i < r->data_len && sh < 64; i++, sh += 7) {
-            t |= (uint64_t)(r->data[i] & 0x7f) << sh;
-            if (!(r->data[i] & 0x80))
-                break;
-        }
+        if (get_varint(r->data, r->data_len, &at, &v) != 0)
+            return bad_varint(eb, "token reservation", off);
         s3s__coord_chan *ch = &c->chans[r->data[0]];
-        if (t > ch->tok_reserved)
-            ch->tok_reserved = t; /* applied once the replay is over */
+        if (v > ch->tok_reserved)
+            ch->tok_reserved = v; /* applied once the replay is over */
         return 0;
     }
     if (r->subtype != S3S__CJ_EVENT)

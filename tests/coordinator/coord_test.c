@@ -2,10 +2,10 @@
  * (FileSystemDataSource) dataset: resends answered from the reply cache and
  * never applied twice, stale tokens, malformed / wrong-version / wrong-HMAC
  * messages refused and counted, a journal of another job refused, replay
- * after a restart; and the nng server: an oversized message is refused with an
- * error and the server keeps serving. */
+ * after a restart, a record with a truncated varint refused naming it; and the nng server: an
+ * oversized message is refused with an error and the server keeps serving. */
 #include "common/proto/msg.h"
-#include "coordinator/coord.h"
+#include "coordinator/coord_int.h"
 #include "s3shard/coordinator.h"
 #include "s3shard/error.h"
 #include "tests/support/testenv.h"
@@ -61,7 +61,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static s3s__coord *open_coord(fx *f, const char *secret)
+static int try_open_coord(fx *f, const char *secret, s3s__coord **out, s3s__errbuf *eb)
 {
     s3s_coord_opts o;
     s3s_coord_opts_init(&o);
@@ -70,9 +70,14 @@ static s3s__coord *open_coord(fx *f, const char *secret)
     o.world_size = 2;
     o.secret = secret;
     o.secret_len = secret ? strlen(secret) : 0;
+    return s3s__coord_open(out, &o, eb);
+}
+
+static s3s__coord *open_coord(fx *f, const char *secret)
+{
     s3s__coord *c = NULL;
     s3s__errbuf eb;
-    int rc = s3s__coord_open(&c, &o, &eb);
+    int rc = try_open_coord(f, secret, &c, &eb);
     if (rc != 0)
         fprintf(stderr, "open: %s\n", eb.msg);
     assert_int_equal(rc, 0);
@@ -370,6 +375,137 @@ static void test_token_reservation_survives_compaction(void **state)
     s3s__coord_close(c);
 }
 
+/* The good records of a state dir's journal, and the hashes it was made for. */
+typedef struct jimage {
+    uint8_t *p;
+    size_t len; /* up to the end of the last good record (no preallocated zeros) */
+    uint8_t job[S3S_JREC_HASH_LEN], snap[S3S_JREC_HASH_LEN];
+} jimage;
+
+static int grab_hashes(void *arg, const s3s__jrec *r, uint64_t off)
+{
+    (void)off;
+    jimage *im = arg;
+    if (r->type == S3S_JREC_JOB_STARTED) {
+        memcpy(im->job, r->job_hash, sizeof(im->job));
+        memcpy(im->snap, r->snapshot_hash, sizeof(im->snap));
+    }
+    return 0;
+}
+
+static void jimage_load(fx *f, jimage *im)
+{
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/journal", f->state);
+    FILE *j = fopen(p, "rb");
+    assert_non_null(j);
+    fseek(j, 0, SEEK_END);
+    long n = ftell(j);
+    fseek(j, 0, SEEK_SET);
+    im->p = malloc((size_t)n);
+    assert_int_equal(fread(im->p, 1, (size_t)n, j), (size_t)n);
+    fclose(j);
+    s3s__journal_report rep;
+    s3s__errbuf eb;
+    assert_int_equal(s3s__journal_scan(im->p, (size_t)n, NULL, NULL, S3S_JOURNAL_RECORD_LIMIT,
+                                       false, grab_hashes, im, &rep, &eb),
+                     0);
+    im->len = (size_t)rep.good_end;
+}
+
+/* Makes the state dir's journal im's records plus one opaque record (subtype,
+ * d): a record with a good checksum, as a bug or another version would write
+ * it. Returns the new record's offset. */
+static uint64_t journal_with(fx *f, const jimage *im, uint32_t subtype, const uint8_t *d, size_t n)
+{
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/journal", f->state);
+    FILE *j = fopen(p, "wb");
+    assert_non_null(j);
+    assert_int_equal(fwrite(im->p, 1, im->len, j), im->len);
+    fclose(j);
+    s3s__journal_opts o = {0};
+    o.dir = f->state;
+    memcpy(o.job_hash, im->job, sizeof(o.job_hash));
+    memcpy(o.snapshot_hash, im->snap, sizeof(o.snapshot_hash));
+    s3s__journal *jr = NULL;
+    s3s__errbuf eb;
+    assert_int_equal(s3s__journal_open(&jr, &o, NULL, NULL, NULL, &eb), 0);
+    s3s__jrec r = {0};
+    r.type = S3S_JREC_OPAQUE;
+    r.subtype = subtype;
+    r.data = d;
+    r.data_len = (uint32_t)n;
+    assert_int_equal(s3s__journal_append_sync(jr, &r, &eb), 0);
+    s3s__journal_close(jr);
+    return im->len;
+}
+
+/* A world-size, token floor or token reservation record whose varint runs
+ * past the record's end (or past 10 bytes) is refused, naming the record and
+ * its offset; the same journal with the varint whole replays. */
+static void test_truncated_varint_record_is_refused(void **state)
+{
+    fx *f = *state;
+    s3s__coord *c = open_coord(f, NULL);
+    hello(c, 7, 1, 0, NULL);
+    int wait = 0;
+    lease_nocommit(c, 7, 2, &wait); /* a token reservation record too */
+    assert_int_equal(s3s__coord_commit(c, NULL), 0);
+    s3s__coord_close(c);
+    jimage im;
+    jimage_load(f, &im);
+
+    static const struct {
+        uint32_t subtype;
+        uint8_t d[12];
+        size_t n;
+        const char *what;
+    } bad[] = {
+        {S3S__CJ_CONFIG, {0x82}, 1, "bad world size"},
+        {S3S__CJ_CONFIG,
+         {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+         11,
+         "bad world size"},
+        {S3S__CJ_TOKEN_FLOOR, {0, 0xff}, 2, "bad token floor"},
+        {S3S__CJ_TOKEN_RESERVE, {0, 0x80, 0x80}, 3, "bad token reservation"},
+        {S3S__CJ_TOKEN_RESERVE,
+         {0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02},
+         11,
+         "bad token reservation"}, /* 10 bytes, but over 64 bits */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t off = journal_with(f, &im, bad[i].subtype, bad[i].d, bad[i].n);
+        char want[128];
+        snprintf(want, sizeof(want), "journal: %s at offset %llu: varint truncated", bad[i].what,
+                 (unsigned long long)off);
+        c = NULL;
+        s3s__errbuf eb;
+        assert_int_equal(try_open_coord(f, NULL, &c, &eb), S3S_EPARSE);
+        assert_null(c);
+        if (strstr(eb.msg, want) == NULL)
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, eb.msg, want);
+    }
+
+    /* the same records, whole: the world size matches, the floor and the
+     * reservation (2^21, a four-byte varint) raise the next token */
+    static const uint8_t world[] = {0x02}, floor[] = {0, 0x80, 0x80, 0x01},
+                         mark[] = {0, 0x80, 0x80, 0x80, 0x01};
+    journal_with(f, &im, S3S__CJ_CONFIG, world, sizeof(world));
+    s3s__coord_close(open_coord(f, NULL));
+    journal_with(f, &im, S3S__CJ_TOKEN_FLOOR, floor, sizeof(floor));
+    c = open_coord(f, NULL);
+    hello(c, 7, 3, 0, NULL);
+    assert_true(lease_nocommit(c, 7, 4, &wait) >> S3S__COORD_TOKEN_SHIFT >= (1u << 14));
+    s3s__coord_close(c);
+    journal_with(f, &im, S3S__CJ_TOKEN_RESERVE, mark, sizeof(mark));
+    c = open_coord(f, NULL);
+    hello(c, 7, 3, 0, NULL);
+    assert_true(lease_nocommit(c, 7, 4, &wait) >> S3S__COORD_TOKEN_SHIFT >= (1u << 21));
+    s3s__coord_close(c);
+    free(im.p);
+}
+
 static void test_bad_messages_are_refused_and_counted(void **state)
 {
     fx *f = *state;
@@ -512,6 +648,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_token_reservation_survives_compaction, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_varint_record_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_messages_are_refused_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_of_another_job_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_survives_oversized, setup, teardown),

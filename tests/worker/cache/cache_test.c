@@ -1,5 +1,6 @@
 /* cache_test.c: the disk cache on real files in a temp folder, with real
  * processes (fork) for sharing, crashes (SIGKILL) and races. */
+#include "tests/support/cachefix.h"
 #include "tests/support/testenv.h"
 
 #include <dirent.h>
@@ -22,53 +23,17 @@
 #define BS (64u * 1024)
 #define ETAG "\"etag-1\""
 
-typedef struct fx {
-    char *dir;
-    s3s__cache_opts o;
-} fx;
+typedef s3s_test_cachefix fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->dir = s3s_test_tmpdir("cache");
-    s3s__cache_opts_init(&f->o);
-    f->o.block_size = BS;
-    f->o.min_free_pct = 0;
-    *state = f;
+    *state = s3s_test_cachefix_create("cache", BS);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    s3s_test_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static s3s__cache *open_cache(fx *f)
-{
-    s3s__cache *c = NULL;
-    s3s__errbuf eb;
-    s3s__err_clear(&eb);
-    int rc = s3s__cache_open(&c, f->dir, &f->o, &eb);
-    if (rc != 0)
-        fail_msg("open: %s", eb.msg);
-    return c;
-}
-
-static s3s__cache_entry *open_entry(s3s__cache *c, const char *key, uint64_t size)
-{
-    s3s__cache_id id = {"bkt", key, ETAG, size};
-    s3s__cache_entry *e = NULL;
-    s3s__errbuf eb;
-    s3s__err_clear(&eb);
-    int rc = s3s__cache_entry_open(c, &id, &e, &eb);
-    if (rc != 0)
-        fail_msg("entry_open: %s", eb.msg);
-    return e;
+    return s3s_test_cachefix_teardown(state);
 }
 
 static uint8_t byte_at(uint64_t off, unsigned seed)
@@ -128,8 +93,8 @@ static char *block_file(s3s__cache_entry *e, uint32_t idx, const char *dir)
 static void test_miss_then_hit(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "a/obj1", 3 * BS + 100);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "a/obj1", ETAG, 3 * BS + 100);
     assert_int_equal(s3s__cache_entry_nblocks(e), 4);
     assert_int_equal(s3s__cache_entry_block_len(e, 3), 100);
     s3s__cache_block b;
@@ -184,8 +149,8 @@ static void test_miss_then_hit(void **state)
 static void test_empty_object(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "empty", 0);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "empty", ETAG, 0);
     assert_int_equal(s3s__cache_entry_nblocks(e), 1);
     put_block(e, 0, 0);
     s3s__cache_block b;
@@ -199,9 +164,9 @@ static void test_empty_object(void **state)
 static void test_restart_and_inventory(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e1 = open_entry(c, "dir/big", 3 * BS + 1);
-    s3s__cache_entry *e2 = open_entry(c, "small", 1000);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e1 = s3s_test_cache_entry_open(c, "dir/big", ETAG, 3 * BS + 1);
+    s3s__cache_entry *e2 = s3s_test_cache_entry_open(c, "small", ETAG, 1000);
     put_block(e1, 0, 7);
     put_block(e1, 2, 7);
     put_block(e2, 0, 9);
@@ -210,7 +175,7 @@ static void test_restart_and_inventory(void **state)
     s3s__cache_close(c);
 
     /* A new handle (a restarted process) finds everything, verifying it. */
-    c = open_cache(f);
+    c = s3s_test_cache_open(f);
     s3s__cache_inv_item *inv = NULL;
     size_t n = 0;
     assert_int_equal(s3s__cache_inventory(c, &inv, &n, NULL), 0);
@@ -241,8 +206,8 @@ static void test_restart_and_inventory(void **state)
     /* Changing the block-size option does not disturb existing entries. */
     s3s__cache_close(c);
     f->o.block_size = 2 * BS;
-    c = open_cache(f);
-    e1 = open_entry(c, "dir/big", 3 * BS + 1);
+    c = s3s_test_cache_open(f);
+    e1 = s3s_test_cache_entry_open(c, "dir/big", ETAG, 3 * BS + 1);
     assert_int_equal(s3s__cache_entry_block_size(e1), BS);
     s3s__cache_block b;
     assert_int_equal(s3s__cache_lookup(e1, 2, &b, NULL), 0);
@@ -252,7 +217,7 @@ static void test_restart_and_inventory(void **state)
     s3s__cache_entry_close(e1);
 
     /* Same key and ETag but another size: the old bytes are not trusted. */
-    e2 = open_entry(c, "small", 1001);
+    e2 = s3s_test_cache_entry_open(c, "small", ETAG, 1001);
     assert_int_equal(s3s__cache_lookup(e2, 0, &b, NULL), S3S_ENOTFOUND);
     s3s__cache_entry_close(e2);
     s3s__cache_stats st;
@@ -268,17 +233,17 @@ static void test_damaged_blocks_not_served(void **state)
     fx *f = *state;
     enum { TRUNCATE, FLIP_DATA, FLIP_TRAILER, EXTEND, SWAP_NAME, NCASES };
     for (int kase = 0; kase < NCASES; kase++) {
-        s3s__cache *c = open_cache(f);
+        s3s__cache *c = s3s_test_cache_open(f);
         char key[32];
         snprintf(key, sizeof(key), "torn%d", kase);
-        s3s__cache_entry *e = open_entry(c, key, 2 * BS);
+        s3s__cache_entry *e = s3s_test_cache_entry_open(c, key, ETAG, 2 * BS);
         put_block(e, 0, 3);
         put_block(e, 1, 3);
         s3s__cache_entry_close(e);
         s3s__cache_close(c);
 
-        c = open_cache(f);
-        e = open_entry(c, key, 2 * BS);
+        c = s3s_test_cache_open(f);
+        e = s3s_test_cache_entry_open(c, key, ETAG, 2 * BS);
         char *p0 = block_file(e, 0, f->dir), *p1 = block_file(e, 1, f->dir);
         int fd = open(p0, O_RDWR);
         assert_true(fd >= 0);
@@ -327,8 +292,8 @@ static void test_damaged_blocks_not_served(void **state)
 static void test_damaged_entry_file(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "m", 100);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "m", ETAG, 100);
     put_block(e, 0, 1);
     char path[4096];
     const char *h = s3s__cache_entry_hash(e);
@@ -338,7 +303,7 @@ static void test_damaged_entry_file(void **state)
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, "X", 1, 40), 1);
     close(fd);
-    e = open_entry(c, "m", 100); /* rewritten; its old blocks dropped */
+    e = s3s_test_cache_entry_open(c, "m", ETAG, 100); /* rewritten; its old blocks dropped */
     s3s__cache_block b;
     assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), S3S_ENOTFOUND);
     s3s__cache_entry_close(e);
@@ -353,8 +318,8 @@ static void test_damaged_entry_file(void **state)
 static void test_writer_errors(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "w", 1000);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "w", ETAG, 1000);
     s3s__cache_writer *w = NULL;
     s3s__cache_block b;
     uint8_t buf[2000] = {0};
@@ -401,8 +366,8 @@ static void test_writer_errors(void **state)
 static void test_claim_timeout(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "t", 10);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "t", ETAG, 10);
     s3s__cache_writer *w1 = NULL, *w2 = NULL;
     s3s__cache_block b;
     assert_int_equal(s3s__cache_claim(e, 0, 0, &w1, &b, NULL), 0);
@@ -439,13 +404,13 @@ static void test_lru_eviction(void **state)
     f->o.rescan_bytes = 1ull << 40; /* only the limit triggers a walk */
     f->o.low_water_pct = 100;
     f->o.touch_interval_s = 0;
-    s3s__cache *c = open_cache(f);
+    s3s__cache *c = s3s_test_cache_open(f);
     s3s__cache_entry *e[10];
     char key[32];
     time_t base = time(NULL) - 10000;
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof(key), "o%d", i);
-        e[i] = open_entry(c, key, BS);
+        e[i] = s3s_test_cache_entry_open(c, key, ETAG, BS);
         put_block(e[i], 0, (unsigned)i);
         char *p = block_file(e[i], 0, f->dir);
         set_age(p, base + i * 10); /* o0 oldest ... o9 newest */
@@ -463,7 +428,7 @@ static void test_lru_eviction(void **state)
     /* Three more objects push the three least recent (o2, o3, o4) out. */
     for (int i = 10; i < 13; i++) {
         snprintf(key, sizeof(key), "o%d", i);
-        s3s__cache_entry *x = open_entry(c, key, BS);
+        s3s__cache_entry *x = s3s_test_cache_entry_open(c, key, ETAG, BS);
         put_block(x, 0, (unsigned)i);
         s3s__cache_entry_close(x);
     }
@@ -494,8 +459,8 @@ static void test_lru_eviction(void **state)
 static void test_evict_while_reading(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "r", 2 * BS);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "r", ETAG, 2 * BS);
     put_block(e, 0, 5);
     put_block(e, 1, 5);
     s3s__cache_block b;
@@ -648,8 +613,8 @@ static void test_killed_fetcher_claim_recovered(void **state)
     close(rep[0]);
     {
         /* While the fetcher lives, its claim holds. */
-        s3s__cache *c0 = open_cache(f);
-        s3s__cache_entry *e0 = open_entry(c0, "killed", BS);
+        s3s__cache *c0 = s3s_test_cache_open(f);
+        s3s__cache_entry *e0 = s3s_test_cache_entry_open(c0, "killed", ETAG, BS);
         s3s__cache_writer *w0 = NULL;
         s3s__cache_block b0;
         assert_int_equal(s3s__cache_claim(e0, 0, 0, &w0, &b0, NULL), S3S_ETIMEDOUT);
@@ -660,9 +625,9 @@ static void test_killed_fetcher_claim_recovered(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
 
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "killed", BS);
-    /* open_cache left the young temp alone (its writer might be alive). */
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "killed", ETAG, BS);
+    /* s3s_test_cache_open left the young temp alone (its writer might be alive). */
     char tmpdir[4096];
     snprintf(tmpdir, sizeof(tmpdir), "%s/%s/tmp", f->dir, S3S__CACHE_SUBDIR);
     DIR *d = opendir(tmpdir);
@@ -702,7 +667,7 @@ static void test_killed_fetcher_claim_recovered(void **state)
 
     /* Once old, the dead writer's temp is removed at the next open. */
     set_age(tname, time(NULL) - 3600);
-    c = open_cache(f);
+    c = s3s_test_cache_open(f);
     struct stat st;
     assert_int_equal(stat(tname, &st), -1);
     s3s__cache_close(c);
@@ -749,8 +714,8 @@ static void test_claim_held_by_orphan_is_taken_over(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "orphan", 100);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "orphan", ETAG, 100);
     s3s__cache_writer *w = NULL;
     s3s__cache_block b;
     int rc = s3s__cache_claim(e, 0, 10000, &w, &b, NULL);
@@ -768,8 +733,9 @@ static void test_claim_held_by_orphan_is_taken_over(void **state)
 static void test_two_handles_one_process(void **state)
 {
     fx *f = *state;
-    s3s__cache *a = open_cache(f), *b = open_cache(f);
-    s3s__cache_entry *ea = open_entry(a, "shared", BS), *eb2 = open_entry(b, "shared", BS);
+    s3s__cache *a = s3s_test_cache_open(f), *b = s3s_test_cache_open(f);
+    s3s__cache_entry *ea = s3s_test_cache_entry_open(a, "shared", ETAG, BS),
+                     *eb2 = s3s_test_cache_entry_open(b, "shared", ETAG, BS);
     put_block(ea, 0, 4);
     s3s__cache_block blk;
     assert_int_equal(s3s__cache_lookup(eb2, 0, &blk, NULL), 0);
@@ -817,8 +783,8 @@ static void test_threads_race_for_a_block(void **state)
 {
     fx *f = *state;
     enum { NT = 4 };
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "threads", BS);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "threads", ETAG, BS);
     pthread_t th[NT];
     race_arg args[NT];
     for (int i = 0; i < NT; i++) {
@@ -849,9 +815,9 @@ static void test_entry_file_comes_back(void **state)
     snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
     char *saved = f->dir;
     f->dir = nested; /* parents are created */
-    s3s__cache *c = open_cache(f);
+    s3s__cache *c = s3s_test_cache_open(f);
     f->dir = saved;
-    s3s__cache_entry *e = open_entry(c, "late", 10);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "late", ETAG, 10);
     char path[8192];
     const char *h = s3s__cache_entry_hash(e);
     snprintf(path, sizeof(path), "%s/%s/%.2s/%s.m", nested, S3S__CACHE_SUBDIR, h, h);
@@ -872,8 +838,8 @@ static void test_fsync_option(void **state)
 {
     fx *f = *state;
     f->o.fsync = 1;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "synced", BS + 1);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "synced", ETAG, BS + 1);
     put_block(e, 0, 6);
     put_block(e, 1, 6);
     s3s__cache_block b;
@@ -894,8 +860,8 @@ static void test_min_free_lowers_limit(void **state)
     if ((double)v.f_bavail >= 0.85 * (double)v.f_blocks)
         skip(); /* an almost empty file system: the rule cannot bite */
     f->o.min_free_pct = 90;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "nofree", 100);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "nofree", ETAG, 100);
     put_block(e, 0, 1); /* the walk after the commit evicts it again */
     s3s__cache_stats st;
     s3s__cache_stats_get(c, &st, 1);
@@ -913,8 +879,8 @@ static void test_min_free_lowers_limit(void **state)
 static void test_walk_removes_stale_claim_files(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "claims", 2 * BS);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "claims", ETAG, 2 * BS);
     put_block(e, 0, 1); /* makes the fan-out folder */
     char *p0 = block_file(e, 0, f->dir), *p1 = block_file(e, 1, f->dir);
     char stale[4200], held[4200];

@@ -3,6 +3,7 @@
  * pass, unless its file changed; small blocks are not logged; older boots'
  * logs are removed; a full log is cut and refilled. Each "handle" stands for
  * a process: a fresh s3s__cache handle has an empty verified set. */
+#include "tests/support/cachefix.h"
 #include "tests/support/testenv.h"
 
 #include <fcntl.h>
@@ -20,51 +21,17 @@
 #define SMALL (40u * 1000) /* one block, not logged */
 #define ETAG "\"etag-v\""
 
-typedef struct fx {
-    char *dir;
-    s3s__cache_opts o;
-} fx;
+typedef s3s_test_cachefix fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->dir = s3s_test_tmpdir("cachev");
-    s3s__cache_opts_init(&f->o);
-    f->o.block_size = BS;
-    f->o.min_free_pct = 0;
-    *state = f;
+    *state = s3s_test_cachefix_create("cachev", BS);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    s3s_test_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static s3s__cache *open_cache(fx *f)
-{
-    s3s__cache *c = NULL;
-    s3s__errbuf eb;
-    s3s__err_clear(&eb);
-    if (s3s__cache_open(&c, f->dir, &f->o, &eb) != 0)
-        fail_msg("open: %s", eb.msg);
-    return c;
-}
-
-static s3s__cache_entry *open_entry(s3s__cache *c, const char *key, uint64_t size)
-{
-    s3s__cache_id id = {"bkt", key, ETAG, size};
-    s3s__cache_entry *e = NULL;
-    s3s__errbuf eb;
-    s3s__err_clear(&eb);
-    if (s3s__cache_entry_open(c, &id, &e, &eb) != 0)
-        fail_msg("entry_open: %s", eb.msg);
-    return e;
+    return s3s_test_cachefix_teardown(state);
 }
 
 static uint8_t byte_at(uint64_t off)
@@ -75,8 +42,8 @@ static uint8_t byte_at(uint64_t off)
 /* Writes the object key (one block of size bytes) through a fresh handle. */
 static void put_object(fx *f, const char *key, uint64_t size)
 {
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, key, size);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, key, ETAG, size);
     s3s__cache_writer *w = NULL;
     s3s__cache_block hit;
     s3s__errbuf eb;
@@ -98,8 +65,8 @@ static void put_object(fx *f, const char *key, uint64_t size)
  * the handle's counters; checks the bytes of a hit. */
 static int lookup_fresh(fx *f, const char *key, uint64_t size, s3s__cache_stats *st)
 {
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, key, size);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, key, ETAG, size);
     s3s__cache_block b;
     int rc = s3s__cache_lookup(e, 0, &b, NULL);
     if (rc == 0) {
@@ -120,8 +87,8 @@ static int lookup_fresh(fx *f, const char *key, uint64_t size, s3s__cache_stats 
 
 static char *block_file(fx *f, const char *key, uint64_t size)
 {
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, key, size);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, key, ETAG, size);
     char *p = malloc(4096);
     assert_non_null(p);
     const char *h = s3s__cache_entry_hash(e);
@@ -247,8 +214,8 @@ static void test_full_log_is_cut(void **state)
     put_object(f, "a", BIG);
     char lp[4096];
     log_path(f, lp, sizeof(lp));
-    s3s__cache *c = open_cache(f); /* long-lived: reads the log before the cut */
-    s3s__cache_entry *e = open_entry(c, "a", BIG);
+    s3s__cache *c = s3s_test_cache_open(f); /* long-lived: reads the log before the cut */
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "a", ETAG, BIG);
     s3s__cache_block b;
     assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), 0);
     s3s__cache_block_release(&b);
@@ -263,7 +230,7 @@ static void test_full_log_is_cut(void **state)
     assert_int_equal(st.vlog_hits, 1);
     const char *keys[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++) {
-        e = open_entry(c, keys[i], BIG);
+        e = s3s_test_cache_entry_open(c, keys[i], ETAG, BIG);
         assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), 0);
         s3s__cache_block_release(&b);
         s3s__cache_entry_close(e);
