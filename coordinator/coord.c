@@ -521,9 +521,12 @@ static int replay_one(void *arg, const s3s__jrec *r, uint64_t off)
     int rc = s3s__sched_apply(ch->sched, &ev, po, eb);
     if (po != NULL)
         free_order(ch);
-    if (rc != 0)
+    if (rc != 0) {
+        char why[sizeof(eb->msg)]; /* eb->msg is the destination: format from a copy */
+        snprintf(why, sizeof(why), "%s", eb->msg);
         return s3s__err_set(eb, rc, "journal: record at offset %llu: %s", (unsigned long long)off,
-                            eb->msg);
+                            why);
+    }
     track(ch, &ev, r->data, r->data_len);
     if (ev.type == S3S__EV_EPOCH_BEGIN) { /* a compacted journal's RESTORE came first */
         s3s__sched_stats st;

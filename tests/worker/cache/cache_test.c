@@ -42,6 +42,20 @@ static uint8_t byte_at(uint64_t off, unsigned seed)
     return (uint8_t)(x >> 56);
 }
 
+/* Writes bytes [from, len) of block idx to w with the pattern. */
+static void write_from(s3s__cache_writer *w, uint32_t idx, uint64_t from, uint64_t len,
+                       unsigned seed)
+{
+    uint8_t buf[4096];
+    for (uint64_t off = from; off < len;) {
+        size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = byte_at((uint64_t)idx * BS + off + i, seed);
+        assert_int_equal(s3s__cache_writer_write(w, buf, n, NULL), 0);
+        off += n;
+    }
+}
+
 /* Claims and writes block idx with the pattern; fails the test if someone
  * else already holds it. */
 static void put_block(s3s__cache_entry *e, uint32_t idx, unsigned seed)
@@ -52,15 +66,7 @@ static void put_block(s3s__cache_entry *e, uint32_t idx, unsigned seed)
     s3s__err_clear(&eb);
     assert_int_equal(s3s__cache_claim(e, idx, 1000, &w, &hit, &eb), 0);
     assert_non_null(w);
-    uint64_t len = s3s__cache_entry_block_len(e, idx), base = (uint64_t)idx * BS;
-    uint8_t buf[4096];
-    for (uint64_t off = 0; off < len;) {
-        size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
-        for (size_t i = 0; i < n; i++)
-            buf[i] = byte_at(base + off + i, seed);
-        assert_int_equal(s3s__cache_writer_write(w, buf, n, &eb), 0);
-        off += n;
-    }
+    write_from(w, idx, 0, s3s__cache_entry_block_len(e, idx), seed);
     assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), 0);
 }
 
@@ -903,19 +909,6 @@ static void test_walk_removes_stale_claim_files(void **state)
     s3s__cache_close(c);
 }
 
-/* Writes bytes [from, len) of block idx to w with the pattern. */
-static void write_from(s3s__cache_writer *w, uint32_t idx, uint64_t from, uint64_t len)
-{
-    uint8_t buf[4096];
-    for (uint64_t off = from; off < len;) {
-        size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
-        for (size_t i = 0; i < n; i++)
-            buf[i] = byte_at((uint64_t)idx * BS + off + i, 1);
-        assert_int_equal(s3s__cache_writer_write(w, buf, n, NULL), 0);
-        off += n;
-    }
-}
-
 static void check_bytes(int fd, uint32_t idx, uint64_t from, uint64_t len)
 {
     for (uint64_t off = from; off < len; off += 997) {
@@ -933,8 +926,8 @@ static void check_bytes(int fd, uint32_t idx, uint64_t from, uint64_t len)
 static void test_partial_blocks(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "part", 3 * BS / 2);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "part", ETAG, 3 * BS / 2);
     s3s__cache_writer *w = NULL;
     s3s__cache_block b;
     s3s__errbuf eb;
@@ -943,7 +936,7 @@ static void test_partial_blocks(void **state)
     assert_int_equal(s3s__cache_claim_from(e, 0, 40000, 1000, &w, &b, &eb), 0);
     assert_non_null(w);
     assert_int_equal(b.fd, -1);
-    write_from(w, 0, 40000, BS);
+    write_from(w, 0, 40000, BS, 1);
     assert_int_equal(s3s__cache_writer_commit(w, &b, &eb), 0);
     assert_int_equal(b.skip, 40000);
     s3s__cache_block_release(&b);
@@ -972,20 +965,20 @@ static void test_partial_blocks(void **state)
     assert_int_equal(b.skip, 40000);
     check_bytes(b.fd, 0, 40000, BS);
     s3s__cache_block_release(&b);
-    write_from(w, 0, 1000, BS);
+    write_from(w, 0, 1000, BS, 1);
     assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), 0);
     /* too few bytes: refused */
     assert_int_equal(s3s__cache_claim_from(e, 0, 0, 1000, &w, &b, &eb), 0);
     assert_non_null(w);
     assert_int_equal(b.skip, 1000);
     s3s__cache_block_release(&b);
-    write_from(w, 0, 0, 500);
+    write_from(w, 0, 0, 500, 1);
     assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), S3S_ESHORT);
     /* the whole block */
     assert_int_equal(s3s__cache_claim_from(e, 0, 0, 1000, &w, &b, &eb), 0);
     assert_non_null(w);
     s3s__cache_block_release(&b);
-    write_from(w, 0, 0, BS);
+    write_from(w, 0, 0, BS, 1);
     assert_int_equal(s3s__cache_writer_commit(w, NULL, &eb), 0);
     assert_int_equal(s3s__cache_lookup(e, 0, &b, NULL), 0);
     assert_int_equal(b.skip, 0);
@@ -994,7 +987,7 @@ static void test_partial_blocks(void **state)
     /* from past the end is the whole block (the last, short one) */
     assert_int_equal(s3s__cache_claim_from(e, 1, BS, 1000, &w, &b, &eb), 0);
     assert_non_null(w);
-    write_from(w, 1, 0, BS / 2);
+    write_from(w, 1, 0, BS / 2, 1);
     assert_int_equal(s3s__cache_writer_commit(w, &b, &eb), 0);
     assert_int_equal(b.skip, 0);
     s3s__cache_block_release(&b);
@@ -1007,13 +1000,13 @@ static void test_partial_blocks(void **state)
 static void test_partial_block_damaged(void **state)
 {
     fx *f = *state;
-    s3s__cache *c = open_cache(f);
-    s3s__cache_entry *e = open_entry(c, "partbad", BS);
+    s3s__cache *c = s3s_test_cache_open(f);
+    s3s__cache_entry *e = s3s_test_cache_entry_open(c, "partbad", ETAG, BS);
     s3s__cache_writer *w = NULL;
     s3s__cache_block b;
     assert_int_equal(s3s__cache_claim_from(e, 0, 8192, 1000, &w, &b, NULL), 0);
     assert_non_null(w);
-    write_from(w, 0, 8192, BS);
+    write_from(w, 0, 8192, BS, 1);
     assert_int_equal(s3s__cache_writer_commit(w, NULL, NULL), 0);
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s/%.2s/%s.0", f->dir, S3S__CACHE_SUBDIR,
@@ -1027,8 +1020,8 @@ static void test_partial_block_damaged(void **state)
     x ^= 0x40;
     assert_int_equal(pwrite(fd, &x, 1, 9000), 1);
     close(fd);
-    c = open_cache(f);
-    e = open_entry(c, "partbad", BS);
+    c = s3s_test_cache_open(f);
+    e = s3s_test_cache_entry_open(c, "partbad", ETAG, BS);
     w = NULL;
     assert_int_equal(s3s__cache_claim_from(e, 0, 8192, 1000, &w, &b, NULL), 0);
     assert_non_null(w); /* a miss: fetch again */
