@@ -372,6 +372,11 @@ class Run:
             return
         key = self.rnd.choice(sorted(live))
         p = self.ranks[key]
+        # a drain reads nothing twice, but what it had prefetched past its
+        # position (its leases' uncommitted bytes, measured before: they only
+        # shrink) is downloaded again by whoever takes those leases, unless
+        # it reached a cache on that node
+        self.budget += self.window({key})
         p.send_signal(signal.SIGTERM)
         try:
             rc = p.wait(timeout=60)
@@ -657,6 +662,9 @@ class Run:
                 self.start_rank(r, ch)
         kinds = ["kill_rank", "term_rank", "kill_node", "kill_coord", "s3_fault"]
         weights = [3, 2, 1, 2, 2]
+        if a.kinds:  # only these kinds (to study one)
+            weights = [w for k, w in zip(kinds, weights) if k in a.kinds]
+            kinds = [k for k in kinds if k in a.kinds]
         n_events = self.rnd.randint(a.min_events, a.max_events)
         if self.mode == "ddp":
             kinds, weights, n_events = ["kill_rank"], [1], 1
@@ -864,11 +872,37 @@ class Run:
         if self.mode != "ddp" and self.redownloaded > self.budget_total:
             self.violation("bytes downloaded twice %d > budget %d (%d S3 faults, %s)" % (
                 self.redownloaded, self.budget_total, faults, self.events))
+            self.dump_downloads(keys, lines)
         if self.mode != "ddp" and not E.has_cache and self.redownloaded < -self.dropped:
             self.violation("downloaded %d bytes, %d fewer than the data (cache?)" %
                            (dl, -self.redownloaded))
         if self.mode == "ddp":
             self.verify_ddp(st, lines)
+
+    def dump_downloads(self, keys, lines):
+        """For a download violation: downloads.json in the run's folder, the
+        keys downloaded beyond what their lines needed (per node and cache
+        generation with caches), with their lines and proxy counters."""
+        per = {}
+        for l in lines:
+            per.setdefault(l[3], []).append(l)
+        out = []
+        for ch in self.channels:
+            for k in self.E.sizes[ch]:
+                got = keys.get("/data/" + k, {})
+                ls = per.get(k, [])
+                need = (self.cache_expect(ls) if self.E.has_cache
+                        else sum(b_ - a_ for (_, _, _, _, a_, b_, _, _) in ls))
+                if got.get("bytes_down", 0) > need:
+                    out.append({"key": k, "size": self.E.sizes[ch][k],
+                                "bytes_down": got.get("bytes_down", 0), "needed": need,
+                                "proxy": got, "lines": [[r, c, ep, a_, b_, list(g)]
+                                                        for (r, c, ep, _, a_, b_, _, g) in ls]})
+        out.sort(key=lambda x: x["needed"] - x["bytes_down"])
+        with open(os.path.join(self.dir, "downloads.json"), "w") as f:
+            json.dump(out, f, indent=1)
+        log("downloads beyond need: %d keys, see %s" % (len(out),
+                                                        os.path.join(self.dir, "downloads.json")))
 
     @staticmethod
     def cache_expect(lines):
@@ -959,6 +993,9 @@ def main():
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--commit-bytes", type=int, default=1 << 20)
     ap.add_argument("--step-ms", type=int, default=0)
+    ap.add_argument("--kinds", default="",
+                    help="chaos mode: only these event kinds (comma-separated: kill_rank, "
+                         "term_rank, kill_node, kill_coord, s3_fault)")
     ap.add_argument("--min-events", type=int, default=3)
     ap.add_argument("--max-events", type=int, default=8)
     ap.add_argument("--gap-min", type=float, default=0.3)
@@ -974,6 +1011,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
     a.stale_seeds = {int(x) for x in a.stale_mirror_seeds.split(",") if x}
+    a.kinds = [x for x in a.kinds.split(",") if x]
     if not a.s3rver:
         raise SystemExit("chaos: --s3rver (or $S3SHARD_S3RVER_JS) is required")
     mode = "ddp" if a.ddp else "loss" if a.cluster_loss else "chaos"
