@@ -53,6 +53,7 @@ EPOCHS = 3
 WORLD = 4
 STALE_MIRROR_MS = 4000  # --stale-mirror-seeds: the mirror interval of those runs
 STALE_STEP_MS = 100  # and their ranks' --step-ms at least (a slower job)
+LOSS_STEP_MS = 25  # a cluster loss's ranks: an epoch must outlast the wait for mid-object
 NODES = {"A": (0, 1), "B": (2, 3)}
 CHANNELS = ("a", "b")
 
@@ -303,6 +304,10 @@ class Run:
             # an epoch must outlast a few mirror intervals, or every moment
             # between two uploads holds an epoch boundary (which uploads)
             return max(self.E.args.step_ms, STALE_STEP_MS)
+        if self.mode == "loss":
+            # on a fast machine an unpaced epoch of the loss test lasts ~2 s:
+            # the loss must strike inside one (and inside an object)
+            return max(self.E.args.step_ms, LOSS_STEP_MS)
         return self.E.args.step_ms
 
     def reap(self):
@@ -542,10 +547,16 @@ class Run:
         n = 0
         while time.time() < end:
             st = self.status()
-            n = sum(1 for c in (st or {}).get("channels", []) for r in c.get("ranks", [])
+            chans = (st or {}).get("channels", [])
+            n = sum(1 for c in chans for r in c.get("ranks", [])
                     for shard, start, committed, stop in r.get("leases", [])
                     if start < committed < stop and committed % self.BLOCK)
             if n:
+                break
+            # never wait the job's last epoch away: the loss must strike mid-epoch
+            if chans and not any(not c["finished"] and c["bytes_committed"] * 10 <
+                                 c["bytes_total"] * 7 for c in chans):
+                log("mid-object: none before every channel's last 30%; the loss strikes now")
                 break
             time.sleep(0.05)
         return n
