@@ -319,6 +319,11 @@ static int queue_first_locked(s3s_worker *w, s3s__ahead *a)
     return 1;
 }
 
+static int cancelled(const s3s_worker *w)
+{
+    return w->o.cancel != NULL && *w->o.cancel != 0;
+}
+
 /* pull_one appends the source's next item to the ring (src_mu held).
  * Returns 0, S3S_EEOF, S3S_EBUSY (wait 0 and nothing available now), or an
  * error (kept in w->src_err: later calls return it). */
@@ -326,6 +331,8 @@ static int pull_one(s3s_worker *w, int wait)
 {
     if (w->src_eof)
         return w->src_err ? w->src_err : S3S_EEOF;
+    if (cancelled(w)) /* a drain is coming: no new lease, nothing more prefetched */
+        return wait ? S3S_EINTERRUPTED : S3S_EBUSY;
     s3s__item_desc d = {0};
     s3s__errbuf eb = {{0}};
     int rc = w->src->next(w->src, &d, wait, &eb);
@@ -398,7 +405,7 @@ int s3s_worker_next(s3s_worker *w, s3s_item **out)
         int rc = 0;
         if (w->ahead_n == 0)
             rc = pull_one(w, 1);
-        if (rc == S3S_EBUSY && w->o.cancel != NULL && *w->o.cancel != 0)
+        if (rc == S3S_EBUSY && cancelled(w))
             rc = S3S_EINTERRUPTED;
         if (rc == S3S_EBUSY) {
             /* The source has nothing now (a coordinator whose other ranks hold

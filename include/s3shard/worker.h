@@ -106,9 +106,13 @@ typedef struct s3s_worker_opts {
                               grants at most its own per-worker limit, 2) */
     uint32_t coord_timeout_ms; /* give up on a coordinator that does not answer a
                                   request for this long; default 60000 */
-    volatile sig_atomic_t *cancel; /* non-NULL: once *cancel is non-zero,
-                                      s3s_worker_next stops waiting for a lease
-                                      and returns S3S_EINTERRUPTED; default NULL */
+    volatile sig_atomic_t *cancel; /* non-NULL: once *cancel is non-zero (a
+                                      signal handler may set it), no new lease
+                                      is taken and nothing more is fetched
+                                      ahead: s3s_worker_next hands out the items
+                                      already fetched ahead, then returns
+                                      S3S_EINTERRUPTED (also ending a wait for
+                                      a lease); default NULL */
 } s3s_worker_opts;
 
 /* rank value meaning "not known: let the coordinator assign one". */

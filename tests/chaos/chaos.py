@@ -380,9 +380,14 @@ class Run:
         # a drain reads nothing twice, but what it had prefetched past its
         # position (its leases' uncommitted bytes, measured before: they only
         # shrink) is downloaded again by whoever takes those leases, unless
-        # it reached a cache on that node
+        # it reached a cache on that node. It is measured with the process
+        # stopped (a lease asked for just before shows in the coordinator
+        # meanwhile); from the SIGTERM on it takes no new lease.
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
         self.budget += self.window({key})
         p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGCONT)
         try:
             rc = p.wait(timeout=60)
         except subprocess.TimeoutExpired:

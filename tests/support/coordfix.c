@@ -32,6 +32,12 @@ s3s_coord *s3s_test_coordfix_start(const char *tmp, const char *name, const char
 s3s_worker *s3s_test_coordfix_worker(const char *url, const s3s_test_s3rver *srv,
                                      unsigned connections)
 {
+    return s3s_test_coordfix_worker_cancel(url, srv, connections, NULL);
+}
+
+s3s_worker *s3s_test_coordfix_worker_cancel(const char *url, const s3s_test_s3rver *srv,
+                                            unsigned connections, volatile sig_atomic_t *cancel)
+{
     s3s_worker_opts o;
     s3s_worker_opts_init(&o);
     o.coordinator = url;
@@ -39,6 +45,7 @@ s3s_worker *s3s_test_coordfix_worker(const char *url, const s3s_test_s3rver *srv
     o.rank = 0;
     o.world_size = 1;
     o.connections = connections;
+    o.cancel = cancel;
     o.s3.endpoint = srv->endpoint;
     o.s3.access_key_id = "S3RVER";
     o.s3.secret_access_key = "S3RVER";

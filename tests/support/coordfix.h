@@ -6,6 +6,8 @@
 #ifndef S3S_TEST_COORDFIX_H
 #define S3S_TEST_COORDFIX_H
 
+#include <signal.h>
+
 #include "s3shard/coordinator.h"
 #include "s3shard/worker.h"
 #include "tests/support/testenv.h"
@@ -20,5 +22,9 @@ s3s_coord *s3s_test_coordfix_start(const char *tmp, const char *name, const char
  * leasing from url, reading from srv over `connections` connections. */
 s3s_worker *s3s_test_coordfix_worker(const char *url, const s3s_test_s3rver *srv,
                                      unsigned connections);
+
+/* s3s_test_coordfix_worker_cancel: the same, with opts.cancel = cancel. */
+s3s_worker *s3s_test_coordfix_worker_cancel(const char *url, const s3s_test_s3rver *srv,
+                                            unsigned connections, volatile sig_atomic_t *cancel);
 
 #endif

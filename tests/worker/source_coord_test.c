@@ -3,7 +3,8 @@
  * objects become items with the right bytes; items committed out of order
  * still cover every byte exactly once (the coordinator's ledger verifies and
  * the job finishes); a released item comes back at its last commit; a drain
- * gives the leases back at the committed position and ends the items; a
+ * gives the leases back at the committed position and ends the items; once
+ * cancel is set no new lease is taken; a
  * coordinator restart makes the lease stale (S3S_ESTALE) and the worker
  * carries on with the re-granted tail. */
 #include <setjmp.h>
@@ -259,6 +260,54 @@ static void test_drain(void **state)
     s3s_coord_destroy(c);
 }
 
+static uint64_t status_u(s3s_coord *c, const char *name)
+{
+    char *json = NULL;
+    assert_int_equal(s3s_coord_status_json(c, 0, &json), 0);
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", name);
+    const char *p = strstr(json, pat);
+    assert_non_null(p);
+    unsigned long long v = strtoull(p + strlen(pat), NULL, 10);
+    free(json);
+    return v;
+}
+
+/* Once cancel is set (a SIGTERM's handler does it before the drain), the
+ * worker takes no new lease and fetches nothing more ahead: it hands out
+ * what it already holds, then S3S_EINTERRUPTED; the drain gives the rest
+ * back. A drain must not waste a lease taken after the notice. */
+static void test_cancel_takes_no_lease(void **state)
+{
+    (void)state;
+    fresh_url();
+    s3s_coord *c = coord_start("cancel");
+    static volatile sig_atomic_t cancel;
+    cancel = 0;
+    s3s_worker *w = s3s_test_coordfix_worker_cancel(url, &srv, 4, &cancel);
+    s3s_item *it = NULL;
+    assert_int_equal(s3s_worker_next(w, &it), 0);
+    read_rest(it);
+    assert_int_equal(s3s_item_close(it), 0);
+    uint64_t grants = status_u(c, "grants");
+    assert_true(grants >= 1);
+    cancel = 1;
+    int rc, more = 0;
+    while ((rc = s3s_worker_next(w, &it)) == 0) { /* what is held, then no more */
+        read_rest(it);
+        assert_int_equal(s3s_item_close(it), 0);
+        more++;
+    }
+    assert_int_equal(rc, S3S_EINTERRUPTED);
+    assert_true(1 + more < NOBJ);
+    assert_int_equal(status_u(c, "grants"), grants);
+    assert_int_equal(s3s_worker_drain(w, "test"), 0);
+    assert_int_equal(status_u(c, "active_leases"), 0);
+    assert_int_equal(status_u(c, "grants"), grants);
+    s3s_worker_destroy(w);
+    s3s_coord_destroy(c);
+}
+
 /* A coordinator restart expires the lease: the commit is refused as stale,
  * and the worker goes on with the tail granted again. */
 static void test_stale_after_restart(void **state)
@@ -303,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_cancel_takes_no_lease),
         cmocka_unit_test(test_stale_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

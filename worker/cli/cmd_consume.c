@@ -212,6 +212,7 @@ int s3s__cmd_consume(s3s__cli *g, int argc, char **argv)
     s3s_worker_opts o;
     s3s_worker_opts_init(&o);
     o.rank = S3S_WORKER_RANK_ANY;
+    o.cancel = &g_drain; /* from the SIGTERM on, no new lease: the drain gives back what we hold */
     o.world_size = 0;
     o.connections = 8;
     long long rank = -1, world = 0, epochs = 0;
@@ -276,7 +277,7 @@ int s3s__cmd_consume(s3s__cli *g, int argc, char **argv)
     while (!g_drain) {
         s3s_item *it = NULL;
         rc = s3s_worker_next(k.w, &it);
-        if (rc == S3S_EEOF)
+        if (rc == S3S_EEOF || rc == S3S_EINTERRUPTED)
             break;
         if (rc != 0) {
             ret = s3s__cli_fail("consume", "%s", s3s_worker_errmsg(k.w));
