@@ -24,9 +24,11 @@ coverage ledgers and the ranks' own lines (epoch TAB key TAB start TAB end TAB
 sha256): every byte of every object committed exactly once; every line's
 sha256 right against the uploaded bytes; the lines cover every byte; bytes
 read twice and bytes downloaded twice (the proxy's per-key byte counts)
-within the budget of the events (one in-flight window per killed process,
-one piece per live process at a coordinator kill, one piece per S3 fault,
-zero for a kept cache); every epoch completed. Violations are printed and
+within the budget of the events (one in-flight window per killed or drained
+process: its leases' uncommitted bytes, and for downloads also the consumed
+part of each lease's block in flight, which never reached the cache; one piece
+per live process at a coordinator kill; half a GET per cut S3 response; zero
+for a kept cache); every epoch completed. Violations are printed and
 make the exit status 1.
 
 Modes: the default chaos runs; --ddp drop|pad: the equal-steps contract with
@@ -337,20 +339,35 @@ class Run:
     def window(self, keys, st=None):
         """The in-flight window of processes: their ranks' live leases'
         uncommitted bytes in the coordinator (asked after the processes died,
-        before their successors replace them). A tail resuming mid-block is
-        fetched from its resume offset, not from its block's start: nothing
-        committed is downloaded again (one object per shard here, so shard
-        offsets are object offsets)."""
+        before their successors replace them). Returns (read, downloaded):
+        what may be read again, and what may be downloaded again, which also
+        counts each lease's block from its start. A tail resuming mid-block
+        is fetched from its resume offset, so the same epoch downloads
+        nothing committed again; but the part of a block consumed while the
+        block was still arriving dies with the process (the block never
+        reached the node's cache), and a later epoch reading the object on
+        that node fetches it (one object per shard here, so shard offsets
+        are object offsets)."""
         st = st or self.status()
         if st is None:  # no answer: the worst case of 2 leases of the largest object
-            return len(keys) * 2 * (self.E.largest + self.BLOCK)
-        w = 0
+            w = len(keys) * 2 * (self.E.largest + self.BLOCK)
+            return w, w
+        w = heads = 0
         for c in st["channels"]:
             for r in c.get("ranks", []):
                 if (r["rank"], c["name"]) in keys:
                     for shard, start, committed, end in r.get("leases", []):
                         w += end - committed
-        return w
+                        heads += committed % self.BLOCK
+        return w, w + heads
+
+    def add_window(self, keys, read=True):
+        """Adds the window of keys' processes to the budgets: downloads, and
+        with read the bytes that may be read (printed) twice."""
+        r, d = self.window(keys)
+        self.budget += d
+        if read:
+            self.line_budget += r
 
     def ev_kill_rank(self):
         live = self.live()
@@ -360,9 +377,7 @@ class Run:
         self.ranks[key].kill()
         self.ranks[key].wait()
         self.count("kill_rank")
-        w = self.window({key})
-        self.budget += w
-        self.line_budget += w
+        self.add_window({key})
         time.sleep(self.rnd.uniform(0.05, 0.6))
         self.start_rank(*key)
 
@@ -385,7 +400,7 @@ class Run:
         # meanwhile); from the SIGTERM on it takes no new lease.
         p.send_signal(signal.SIGSTOP)
         time.sleep(0.05)
-        self.budget += self.window({key})
+        self.add_window({key}, read=False)
         p.send_signal(signal.SIGTERM)
         p.send_signal(signal.SIGCONT)
         try:
@@ -409,9 +424,7 @@ class Run:
             self.ranks[k].wait()
         wipe = self.rnd.random() < 0.5
         self.count("kill_node_wipe" if wipe else "kill_node_keep")
-        w = self.window(set(keys))
-        self.budget += w
-        self.line_budget += w
+        self.add_window(set(keys))
         d = self.cache_dir(NODES[node][0])
         if wipe:
             shutil.rmtree(d, ignore_errors=True)
@@ -427,14 +440,14 @@ class Run:
         for k in live:
             self.ranks[k].send_signal(signal.SIGSTOP)
         time.sleep(0.05)
-        w = self.window(set(self.ranks))
+        r, d = self.window(set(self.ranks))
         self.coord.kill()
         self.coord.wait()
         for k in live:
             self.ranks[k].send_signal(signal.SIGCONT)
         self.count("kill_coord")
-        self.budget += w
-        self.line_budget += w
+        self.budget += d
+        self.line_budget += r
         self.save_ledgers()
         time.sleep(self.rnd.uniform(0.05, 0.8))
         self.start_coord()
@@ -495,7 +508,7 @@ class Run:
                 self.ranks[k].wait()
             # lines printed and not committed: the leases' windows then, and
             # one piece per process committed after the sample
-            self.line_budget += self.window(set(self.ranks), st) + len(self.ranks) * self.cb
+            self.line_budget += self.window(set(self.ranks), st)[0] + len(self.ranks) * self.cb
         else:
             self.mid_object = self.wait_mid_object()
             for k in self.live():
@@ -504,8 +517,7 @@ class Run:
                 self.ranks[k].wait()
             # the killed ranks' uncommitted pieces are in what is left to
             # download (below): after the resume nothing may be downloaded twice
-            w = self.window(set(self.ranks))
-            self.line_budget += w
+            self.line_budget += self.window(set(self.ranks))[0]
             time.sleep(1.0)  # > 2 mirror intervals: the journal's last state is uploaded
             st = self.status()
             self.coord.kill()
@@ -1025,6 +1037,8 @@ def main():
     ap.add_argument("--loss-after", type=float, default=6.0,
                     help="--cluster-loss: seconds into the job")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--keep-failed", default="",
+                    help="copy the folder of each run with a violation here (no caches)")
     a = ap.parse_args()
     a.stale_seeds = {int(x) for x in a.stale_mirror_seeds.split(",") if x}
     a.kinds = [x for x in a.kinds.split(",") if x]
@@ -1062,6 +1076,13 @@ def main():
                 rep = R.report()
             print(json.dumps(rep), flush=True)
             results.append((rep, R.violations))
+            if R.violations and a.keep_failed:  # its evidence, without the caches
+                dst = os.path.join(a.keep_failed, os.path.basename(R.dir))
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(R.dir, dst, ignore=shutil.ignore_patterns("cache-*"))
+                log("kept the failed run in", dst)
+            if not a.keep:  # a long soak must not fill the disk with caches
+                shutil.rmtree(R.dir, ignore_errors=True)
     finally:
         E.stop()
     # the summary
