@@ -213,6 +213,8 @@ class Run:
         self.line_budget = 0  # bytes that may be read (printed) twice
         self.violations = []
         self.rank_errors = 0
+        self.evlog = []  # (secs, what, detail): the timeline kept for a download violation
+        self.t0 = time.time()
         self.coord = None
         self.ranks = {}  # (rank, channel) -> Popen
         self.incs = {}
@@ -296,6 +298,7 @@ class Run:
         err = open(os.path.join(self.dir, "rank-%d-%s.err" % (rank, ch)), "a")
         self.ranks[key] = subprocess.Popen(a, env=self.E.env, stdout=out, stderr=err)
         self.started[key] = time.time()
+        self.note("start", [rank, ch, self.start_size[key]])
         out.close()
         err.close()
 
@@ -333,6 +336,10 @@ class Run:
     # ---- the schedule -------------------------------------------------------
     def count(self, kind):
         self.events[kind] = self.events.get(kind, 0) + 1
+        self.note(kind)
+
+    def note(self, what, detail=None):
+        self.evlog.append((round(time.time() - self.t0, 3), what, detail))
 
     BLOCK = 8 << 20  # the worker's GET size (s3s_worker_opts.block_size default)
 
@@ -353,12 +360,15 @@ class Run:
             w = len(keys) * 2 * (self.E.largest + self.BLOCK)
             return w, w
         w = heads = 0
+        seen = []
         for c in st["channels"]:
             for r in c.get("ranks", []):
                 if (r["rank"], c["name"]) in keys:
                     for shard, start, committed, end in r.get("leases", []):
                         w += end - committed
                         heads += committed % self.BLOCK
+                        seen.append([r["rank"], c["name"], c["epoch"], shard, start, committed, end])
+        self.note("window", seen)
         return w, w + heads
 
     def add_window(self, keys, read=True):
@@ -929,6 +939,8 @@ class Run:
         out.sort(key=lambda x: x["needed"] - x["bytes_down"])
         with open(os.path.join(self.dir, "downloads.json"), "w") as f:
             json.dump(out, f, indent=1)
+        with open(os.path.join(self.dir, "events.json"), "w") as f:  # the timeline
+            json.dump(self.evlog, f)
         log("downloads beyond need: %d keys, see %s" % (len(out),
                                                         os.path.join(self.dir, "downloads.json")))
 
