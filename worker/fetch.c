@@ -350,6 +350,7 @@ static void run_block(fthread *t, s3s__blk *b)
     } else {
         pthread_mutex_lock(&w->mu);
         b->buf = buf;
+        b->caching = g.cw != NULL;
         w->st.gets++;
         pthread_mutex_unlock(&w->mu);
         rc = s3s_s3_get(t->s3, o->bucket, o->key, b->off + b->skip, g.end - b->skip,

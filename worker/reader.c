@@ -78,6 +78,15 @@ static void count_touch(s3s_reader *r, s3s__blk *b)
  * the block holding off came from the disk cache it gives a dup of the
  * block's file (*fd_out) and the offset of off in it (*foff_out) for the
  * part of the read in that block (*out_n), else *fd_out = -1, *out_n = 0. */
+/* ready: the bytes of b a reader may take (w->mu held). A block on its way
+ * into the cache keeps its last byte back until it is there (see caching). */
+static uint64_t ready(const s3s__blk *b)
+{
+    if (b->caching && b->state != BLK_DONE && b->avail >= b->len)
+        return b->len - 1;
+    return b->avail;
+}
+
 static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *out_n, int *fd_out,
                    uint64_t *foff_out)
 {
@@ -130,7 +139,7 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
         uint64_t need = boff + (n - done);
         if (need > b->len)
             need = b->len;
-        while (b->state != BLK_FAILED && b->state != BLK_DONE && b->avail < need && !w->stopping) {
+        while (b->state != BLK_FAILED && b->state != BLK_DONE && ready(b) < need && !w->stopping) {
             if (b->wake_at == 0 || b->wake_at > need)
                 b->wake_at = need;
             w->waiters++;
@@ -138,14 +147,14 @@ static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *
             w->waiters--;
         }
         count_touch(r, b);
-        if (b->state == BLK_FAILED || (w->stopping && b->avail <= boff)) {
+        if (b->state == BLK_FAILED || (w->stopping && ready(b) <= boff)) {
             rc = b->state == BLK_FAILED ? b->err : S3S_ECLOSED;
             s3s__err_set(&r->eb, rc, "%s", b->errmsg ? b->errmsg : s3s_strerror(rc));
             /* A failed block is dropped so that a later read retries it. */
             s3s__slot_drop_locked(w, o, idx);
             break;
         }
-        uint64_t k = b->avail - boff;
+        uint64_t k = ready(b) - boff;
         if (k > n - done)
             k = n - done;
         if (fd_out != NULL) {

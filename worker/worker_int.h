@@ -42,6 +42,11 @@ typedef struct s3s__blk {
     int from_cache; /* served by the cache (fd), no GET */
     int prefetched; /* queued by prefetch (for the reader's counters) */
     int touched; /* a reader has counted it already */
+    /* A cache writer takes the block: its last byte is handed out only once
+     * the block is in the node's cache (state DONE), so a byte a rank has
+     * committed is never one a SIGKILL can still take out of the cache (a
+     * later epoch on the node would fetch it again). */
+    int caching;
     uint32_t idx;
     uint64_t off, len;
     /* Bytes [0, skip) of the block are never fetched: a read resuming

@@ -847,6 +847,55 @@ static void test_resume_offset_cached(void **state)
     free(dir);
 }
 
+/* With a disk cache, the last byte of a block is handed out only once the
+ * block is in the cache: a rank SIGKILLed right after reading (and so
+ * committing) an object has left every block of it in its node's cache, and
+ * a later epoch there downloads none of it again. Looked up through a second
+ * cache handle (as another process would) the moment the read returns. */
+static void test_read_means_cached(void **state)
+{
+    (void)state;
+    char *dir = s3s_test_tmpdir("wcached");
+    s3s_snapshot *snap = snapshot("data/");
+    s3s_worker *w = worker(snap, dir);
+    s3s__cache_opts co;
+    s3s__cache_opts_init(&co);
+    co.block_size = BS;
+    co.min_free_pct = 0;
+    s3s__cache *c = NULL;
+    s3s__errbuf eb = {{0}};
+    static const int which[] = {7, 4, 5, 2};
+    for (size_t k = 0; k < sizeof(which) / sizeof(which[0]); k++) {
+        const obj *ob = &objs[which[k]];
+        s3s_reader *r = open_obj(w, which[k]);
+        size_t len = 0;
+        uint8_t *got = read_all(r, 7000, &len);
+        if (c == NULL) /* the folder exists once the worker has used it */
+            assert_int_equal(s3s__cache_open(&c, dir, &co, &eb), 0);
+        s3s__cache_id id = {BUCKET, ob->key, ob->etag, ob->size};
+        s3s__cache_entry *e = NULL;
+        assert_int_equal(s3s__cache_entry_open(c, &id, &e, &eb), 0);
+        for (uint32_t i = 0; i < s3s__cache_entry_nblocks(e); i++) {
+            s3s__cache_block b = {.fd = -1};
+            int rc = s3s__cache_lookup(e, i, &b, &eb);
+            if (rc != 0)
+                fail_msg("%s block %u not in the cache once read: %s", ob->key, i,
+                         s3s_strerror(rc));
+            s3s__cache_block_release(&b);
+        }
+        s3s__cache_entry_close(e);
+        assert_int_equal(len, ob->size);
+        assert_same(got, ob->data, len);
+        free(got);
+        s3s_reader_close(r);
+    }
+    s3s__cache_close(c);
+    s3s_worker_destroy(w);
+    s3s_snapshot_destroy(snap);
+    s3s_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_shares),
         cmocka_unit_test(test_cache_restart),
+        cmocka_unit_test(test_read_means_cached),
         cmocka_unit_test(test_cache_two_processes),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_errors),
