@@ -74,10 +74,6 @@ static void count_touch(s3s_reader *r, s3s__blk *b)
         r->st.blocks_fetched++;
 }
 
-/* read_at copies the bytes into dst; or, with fd_out, copies nothing: when
- * the block holding off came from the disk cache it gives a dup of the
- * block's file (*fd_out) and the offset of off in it (*foff_out) for the
- * part of the read in that block (*out_n), else *fd_out = -1, *out_n = 0. */
 /* ready: the bytes of b a reader may take (w->mu held). A block on its way
  * into the cache keeps its last byte back until it is there (see caching). */
 static uint64_t ready(const s3s__blk *b)
@@ -87,6 +83,10 @@ static uint64_t ready(const s3s__blk *b)
     return b->avail;
 }
 
+/* read_at copies the bytes into dst; or, with fd_out, copies nothing: when
+ * the block holding off came from the disk cache it gives a dup of the
+ * block's file (*fd_out) and the offset of off in it (*foff_out) for the
+ * part of the read in that block (*out_n), else *fd_out = -1, *out_n = 0. */
 static int read_at(s3s_reader *r, uint8_t *dst, size_t n, uint64_t off, size_t *out_n, int *fd_out,
                    uint64_t *foff_out)
 {

@@ -405,8 +405,6 @@ int s3s_worker_next(s3s_worker *w, s3s_item **out)
         int rc = 0;
         if (w->ahead_n == 0)
             rc = pull_one(w, 1);
-        if (rc == S3S_EBUSY && cancelled(w))
-            rc = S3S_EINTERRUPTED;
         if (rc == S3S_EBUSY) {
             /* The source has nothing now (a coordinator whose other ranks hold
              * the last leases): ask again soon, without the lock, so commits

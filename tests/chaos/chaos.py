@@ -450,14 +450,12 @@ class Run:
         for k in live:
             self.ranks[k].send_signal(signal.SIGSTOP)
         time.sleep(0.05)
-        r, d = self.window(set(self.ranks))
+        self.add_window(set(self.ranks))
         self.coord.kill()
         self.coord.wait()
         for k in live:
             self.ranks[k].send_signal(signal.SIGCONT)
         self.count("kill_coord")
-        self.budget += d
-        self.line_budget += r
         self.save_ledgers()
         time.sleep(self.rnd.uniform(0.05, 0.8))
         self.start_coord()

@@ -6,6 +6,7 @@
  * read is compared with the uploaded bytes through SHA-256. */
 #include "tests/support/testenv.h"
 #include "tests/support/proxies.h"
+#include "tests/support/cachefix.h"
 
 #include "common/crypto/sha256.h"
 #include "s3shard/dataset.h"
@@ -855,14 +856,10 @@ static void test_resume_offset_cached(void **state)
 static void test_read_means_cached(void **state)
 {
     (void)state;
-    char *dir = s3s_test_tmpdir("wcached");
+    s3s_test_cachefix *f = s3s_test_cachefix_create("wcached", BS);
     s3s_snapshot *snap = snapshot("data/");
-    s3s_worker *w = worker(snap, dir);
-    s3s__cache_opts co;
-    s3s__cache_opts_init(&co);
-    co.block_size = BS;
-    co.min_free_pct = 0;
-    s3s__cache *c = NULL;
+    s3s_worker *w = worker(snap, f->dir);
+    s3s__cache *c = s3s_test_cache_open(f);
     s3s__errbuf eb = {{0}};
     static const int which[] = {7, 4, 5, 2};
     for (size_t k = 0; k < sizeof(which) / sizeof(which[0]); k++) {
@@ -870,8 +867,6 @@ static void test_read_means_cached(void **state)
         s3s_reader *r = open_obj(w, which[k]);
         size_t len = 0;
         uint8_t *got = read_all(r, 7000, &len);
-        if (c == NULL) /* the folder exists once the worker has used it */
-            assert_int_equal(s3s__cache_open(&c, dir, &co, &eb), 0);
         s3s__cache_id id = {BUCKET, ob->key, ob->etag, ob->size};
         s3s__cache_entry *e = NULL;
         assert_int_equal(s3s__cache_entry_open(c, &id, &e, &eb), 0);
@@ -892,8 +887,8 @@ static void test_read_means_cached(void **state)
     s3s__cache_close(c);
     s3s_worker_destroy(w);
     s3s_snapshot_destroy(snap);
-    s3s_test_rmtree(dir);
-    free(dir);
+    void *fix = f;
+    s3s_test_cachefix_teardown(&fix);
 }
 
 int main(void)
